@@ -20,11 +20,14 @@ export default tseslint.config(
     // Workflow code is replayed deterministically in a sandbox: no I/O, no Node builtins, no heavy libraries.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
+      '@typescript-eslint/no-restricted-imports': [
         'error',
         {
           paths: nodeBuiltins.flatMap((m) => [m, `node:${m}`]),
-          patterns: ['@aws-sdk/*', '@tensorflow/*', 'apache-arrow', '@dsnp/*', 'hnswlib-node', '../core/*', '../infra/*'],
+          patterns: [
+            { group: ['@aws-sdk/*', '@tensorflow/*', 'apache-arrow', '@dsnp/*', 'hnswlib-node', '../infra/*'] },
+            { group: ['../core/*', '../activities/*'], allowTypeImports: true },
+          ],
         },
       ],
     },

