@@ -1,4 +1,4 @@
-import { type Readable, Transform, pipeline } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { DecompressStream } from 'zstd-napi';
 
 /** Why a line of a Pile file did not become a document. Every skip is counted under one of these. */
@@ -53,17 +53,13 @@ export function isPileFile(name: string): boolean {
  */
 export async function* readPileLines(source: Readable, options: ReadPileOptions): AsyncGenerator<PileLine> {
   let rawBytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      rawBytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  // pipeline() forwards an error of any stage to the last one, where the loop below sees it.
-  const noop = () => undefined;
-  const stream: AsyncIterable<Buffer> = options.compressed
-    ? pipeline(source, counter, new DecompressStream(), noop)
-    : pipeline(source, counter, noop);
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      rawBytes += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
+  }
+  const stream = options.compressed ? zstdDecompress(counted()) : counted();
 
   const skipThrough = options.skipThroughLine ?? 0;
   let line = 1;
@@ -146,4 +142,31 @@ function parseLine(line: number, bytes: Buffer, maxDocumentBytes: number): PileL
   const domain =
     typeof meta?.pile_set_name === 'string' && meta.pile_set_name !== '' ? meta.pile_set_name : UNKNOWN_DOMAIN;
   return { line, document: { line, domain, text, byteLength } };
+}
+
+/**
+ * Decompresses chunk by chunk, handing out every byte decoded before an error: a truncated file still yields
+ * the documents before the damage (a piped stream would drop its buffered output when the error arrives).
+ */
+async function* zstdDecompress(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const decoder = new DecompressStream();
+  const output: Buffer[] = [];
+  let failure: Error | undefined;
+  decoder.on('data', (chunk: Buffer) => output.push(chunk));
+  decoder.on('error', (err) => (failure = err));
+  const settled = (event: 'drain' | 'finish') =>
+    new Promise<void>((resolve) => {
+      decoder.once(event, resolve);
+      decoder.once('error', () => resolve());
+    });
+  for await (const chunk of chunks) {
+    if (!decoder.write(chunk)) await settled('drain');
+    yield* output.splice(0);
+    if (failure) throw failure;
+  }
+  const finished = settled('finish');
+  decoder.end();
+  await finished;
+  yield* output.splice(0);
+  if (failure) throw failure;
 }

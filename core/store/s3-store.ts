@@ -14,13 +14,24 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../config';
 import { type ArtifactStore, type ObjectInfo, StoreError, checkKey } from './artifact-store';
 
+// The SDK warns at every start that its releases after January 2027 need Node 22; ours is pinned.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 
 /** Clients are heavy (sockets, credential chains): one per endpoint and key per process. */
 const clients = new Map<string, S3Client>();
 
 export function s3Client(s3: Config['s3']): S3Client {
-  const cacheKey = `${s3.endpoint}|${s3.region}|${s3.accessKeyId}`;
+  const secretDigest = createHash('sha256').update(s3.secretAccessKey.reveal()).digest('hex');
+  const cacheKey = JSON.stringify([
+    s3.endpoint,
+    s3.region,
+    s3.forcePathStyle,
+    s3.maxAttempts,
+    s3.accessKeyId,
+    secretDigest,
+  ]);
   let client = clients.get(cacheKey);
   if (!client) {
     client = new S3Client({
