@@ -6,6 +6,7 @@ import { infraUp } from '../infra/local-infra';
 import { startWorkers } from '../workers/worker';
 import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
 import { connectClient } from './temporal-client';
+import { taskQueueName } from '../workflows/shared';
 
 /** The bundled sample corpus, in Pile format (see samples/pile/PROVENANCE.md). */
 export const SAMPLE_CORPUS_DIR = path.resolve(
@@ -31,12 +32,12 @@ export async function runDemo(config: Config, log: (line: string) => void): Prom
     if (stat?.size !== (await fs.stat(local)).size) await input.putFile(name, local);
     log(`sample corpus: ${SAMPLE_INPUT}/${name}`);
   }
-  const workers = await startWorkers(config, log);
+  const workers = await startWorkers(config, log, true);
   const client = await connectClient(config);
   try {
     const handle = await startIngest(client, config, ingestInput(config, { input: SAMPLE_INPUT, out: SAMPLE_OUT }));
     log(`ingest workflow ${handle.workflowId} (Temporal UI: http://127.0.0.1:${config.temporal.uiPort})`);
-    log(formatIngestSummary(await followIngest(handle, true)));
+    log(formatIngestSummary(await followIngest(handle, true, taskQueueName(config.temporal.taskQueuePrefix, 'cpu'))));
   } finally {
     await workers.shutdown();
     await client.connection.close();

@@ -35,12 +35,9 @@ export function ingestInput(config: Config, options: Pick<IngestCommandOptions, 
   };
 }
 
-/** The default ingest id names the request (input, output, limits): the same request attaches to the same run. */
+/** The default ingest id names the whole request: the same request attaches to (or re-runs) the same workflow. */
 export function defaultIngestId(input: IngestInput): string {
-  const digest = createHash('sha256')
-    .update(JSON.stringify([input.inputUrl, input.outUrl, input.limits]))
-    .digest('hex');
-  return digest.slice(0, 12);
+  return createHash('sha256').update(JSON.stringify(input)).digest('hex').slice(0, 12);
 }
 
 /** Starts the ingest workflow, or attaches to the running one with the same id. */
@@ -67,14 +64,17 @@ export async function startIngest(
 export async function followIngest(
   handle: WorkflowHandle<typeof ingestWorkflow>,
   showProgress: boolean,
+  taskQueue: string,
 ): Promise<IngestSummary> {
   const bar = new SingleBar({
-    format: 'ingest {phase} |{bar}| {percentage}% {done}/{total} MB · {files} files · {documents} docs',
+    format: 'ingest {phase} |{bar}| {percentage}% {done}/{size} MB · {files} files · {documents} docs',
     hideCursor: true,
     noTTYOutput: true,
     notTTYSchedule: 5000,
   });
   let started = false;
+  const since = Date.now();
+  let hinted = false;
   const update = async () => {
     try {
       const progress = await handle.query(ingestProgressQuery);
@@ -83,12 +83,12 @@ export async function followIngest(
         const payload = activity.heartbeatDetails?.payloads?.[0];
         if (payload) inflight += defaultPayloadConverter.fromPayload<IngestFileHeartbeat>(payload).rawBytesRead ?? 0;
       }
-      const total = Math.max(1, Math.round(progress.bytesTotal / 1e6));
-      const done = Math.min(total, Math.round((progress.bytesDone + inflight) / 1e6));
+      const total = Math.max(1, progress.bytesTotal);
+      const done = Math.min(total, progress.bytesDone + inflight);
       const payload = {
         phase: progress.phase,
-        done,
-        total,
+        done: (done / 1e6).toFixed(1),
+        size: (total / 1e6).toFixed(1),
         files: `${progress.filesDone}/${progress.filesTotal}`,
         documents: progress.documents,
       };
@@ -97,7 +97,11 @@ export async function followIngest(
       if (started) bar.setTotal(total);
       started = true;
     } catch {
-      // The query fails until a worker has started the workflow; the next tick tries again.
+      // The query fails until a worker has picked the workflow up; the next tick tries again.
+      if (!hinted && Date.now() - since > 15_000) {
+        hinted = true;
+        console.error(`still waiting for a worker on task queue ${taskQueue}: is 'tttnn worker' running?`);
+      }
     }
   };
   const timer = showProgress ? setInterval(() => void update(), 500) : undefined;

@@ -5,7 +5,7 @@ import { ensureTemporalCli, ensureVersitygw } from '../infra/tools';
 import { type RunningWorkers, runWorkers, startWorkers } from '../workers/worker';
 import { runDemo } from './demo';
 import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
-import { connectClient, hasPollers } from './temporal-client';
+import { connectClient } from './temporal-client';
 import { taskQueueName } from '../workflows/shared';
 
 const program = new Command('tttnn')
@@ -77,22 +77,21 @@ program
   .requiredOption('-o, --out <url>', 'where corpus versions go; this ingest writes <out>/<version>/')
   .option('--id <id>', 'ingest id; re-running the same id attaches to or resumes that run (default: from input/out)')
   .option('--no-progress', 'do not draw a progress bar')
-  .option('--no-local-worker', 'never start a worker in this process, even when none is polling')
-  .action(async (opts: { input: string; out: string; id?: string; progress: boolean; localWorker: boolean }) => {
+  .option('--local-worker', 'run a worker in this process too (default when Temporal is on this machine)')
+  .option('--no-local-worker', 'rely on workers started elsewhere (`tttnn worker`)')
+  .action(async (opts: { input: string; out: string; id?: string; progress: boolean; localWorker?: boolean }) => {
     const c = cfg();
     const client = await connectClient(c);
     const queue = taskQueueName(c.temporal.taskQueuePrefix, 'cpu');
     let localWorker: RunningWorkers | undefined;
-    if (opts.localWorker && !(await hasPollers(client, c, queue))) {
-      log(
-        `no worker polls ${queue}: running one in this process (start 'tttnn worker' on other machines to scale out)`,
-      );
-      localWorker = await startWorkers(c, () => undefined);
+    if (opts.localWorker ?? /^(127\.0\.0\.1|localhost):/.test(c.temporal.address)) {
+      log(`running a worker for ${queue} in this process ('tttnn worker' on other machines scales out)`);
+      localWorker = await startWorkers(c, () => undefined, true);
     }
     try {
       const handle = await startIngest(client, c, ingestInput(c, opts), opts.id);
       log(`ingest workflow ${handle.workflowId} (Temporal UI: http://127.0.0.1:${c.temporal.uiPort})`);
-      log(formatIngestSummary(await followIngest(handle, opts.progress)));
+      log(formatIngestSummary(await followIngest(handle, opts.progress, queue)));
     } finally {
       await localWorker?.shutdown();
       await client.connection.close();
@@ -104,8 +103,15 @@ program
   .description('the main job on the embedded default: start local servers, upload the bundled sample corpus, ingest it')
   .action(async () => runDemo(cfg(), log));
 
+/** Temporal wraps failures (workflow → activity → cause): the innermost message says what went wrong. */
+function rootMessage(err: unknown): string {
+  let current = err;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
+
 program.parseAsync().catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = rootMessage(err);
   console.error(`tttnn: ${config ? redact(message, config) : message}`);
   if (!(err instanceof ConfigError) && process.env.TTTNN_DEBUG) console.error(err);
   process.exit(1);

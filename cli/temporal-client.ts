@@ -12,12 +12,3 @@ export async function connectClient(config: Config): Promise<Client> {
   }
   return new Client({ connection, namespace: config.temporal.namespace });
 }
-
-/** Whether any worker polls this queue for workflow tasks (so that a started workflow will make progress). */
-export async function hasPollers(client: Client, config: Config, taskQueue: string): Promise<boolean> {
-  const response = await client.workflowService.describeTaskQueue({
-    namespace: config.temporal.namespace,
-    taskQueue: { name: taskQueue },
-  });
-  return (response.pollers ?? []).length > 0;
-}

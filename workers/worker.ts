@@ -39,10 +39,15 @@ export interface RunningWorkers {
 }
 
 /** Starts one Temporal worker per queue kind in this process; SIGINT/SIGTERM shut them down gracefully. */
-export async function startWorkers(config: Config, log: (line: string) => void = console.log): Promise<RunningWorkers> {
+export async function startWorkers(
+  config: Config,
+  log: (line: string) => void = console.log,
+  /** Embedded in the CLI, a worker's warnings (an activity failed and is retried) would garble its output. */
+  quiet = false,
+): Promise<RunningWorkers> {
   if (!runtimeInstalled) {
     Runtime.install({
-      logger: new DefaultLogger(process.env.TTTNN_LOG_LEVEL === 'debug' ? 'DEBUG' : 'WARN'),
+      logger: new DefaultLogger(process.env.TTTNN_LOG_LEVEL === 'debug' ? 'DEBUG' : quiet ? 'ERROR' : 'WARN'),
       shutdownSignals: ['SIGINT', 'SIGTERM'],
       telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
     });
