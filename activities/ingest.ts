@@ -3,8 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Context, ApplicationFailure } from '@temporalio/activity';
-import type { ParquetCompression } from '../core/corpus/document-shards';
-import { type DocumentRow, writeDocumentShard } from '../core/corpus/document-shards';
+import { DEFAULT_COMPRESSION, DocumentShardWriter, type ParquetCompression } from '../core/corpus/document-shards';
 import { isCompressedPileFile, isPileFile, readPileLines } from '../core/corpus/pile-reader';
 import type { ArtifactStore } from '../core/store/artifact-store';
 import { MANIFEST_FILE, readManifest, writeManifest } from '../core/store/manifest';
@@ -20,7 +19,7 @@ import type {
 export const INGEST_MANIFEST_KIND = 'tttnn.ingest';
 /** Bumped when the shard layout changes, so that old and new outputs never share a version. */
 const INGEST_FORMAT = 1;
-const SHARD_COMPRESSION: ParquetCompression = 'GZIP';
+const SHARD_COMPRESSION: ParquetCompression = DEFAULT_COMPRESSION;
 const FINGERPRINT_BYTES = 1024 * 1024;
 
 export interface IngestManifestBody {
@@ -85,7 +84,9 @@ export function createIngestActivities(deps: IngestDeps) {
       if (resumed) ctx.log.info('resuming ingest', { file: file.key, throughLine: resumed.throughLine });
 
       const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-ingest-'));
-      let rows: DocumentRow[] = [];
+      const local = path.join(scratch, 'shard.parquet');
+      let shard: DocumentShardWriter | undefined;
+      let rows = 0;
       let rowBytes = 0;
       let rawBytesRead = 0;
       // What a retry resumes from: the state as of the last committed shard, never the live counts.
@@ -97,13 +98,13 @@ export function createIngestActivities(deps: IngestDeps) {
         ctx.heartbeat({ checkpoint, rawBytesRead } satisfies IngestFileHeartbeat);
       };
       const flush = async (throughLine: number) => {
-        if (rows.length > 0) {
+        if (shard) {
+          await shard.close();
+          shard = undefined;
           const key = `shards/${partName(fileIndex)}-${String(state.shards.length).padStart(5, '0')}.parquet`;
-          const local = path.join(scratch, 'shard.parquet');
-          await writeDocumentShard(local, rows, SHARD_COMPRESSION);
           const info = await out.putFile(key, local);
-          state.shards.push({ ...info, rows: rows.length });
-          rows = [];
+          state.shards.push({ ...info, rows });
+          rows = 0;
           rowBytes = 0;
         }
         state.throughLine = throughLine;
@@ -142,7 +143,8 @@ export function createIngestActivities(deps: IngestDeps) {
           const domain = (state.domains[doc.domain] ??= { documents: 0, bytes: 0 });
           domain.documents += 1;
           domain.bytes += doc.byteLength;
-          rows.push({
+          shard ??= await DocumentShardWriter.open(local, SHARD_COMPRESSION);
+          await shard.append({
             doc_id: documentId(file.key, doc.line),
             domain: doc.domain,
             source_file: file.key,
@@ -150,8 +152,9 @@ export function createIngestActivities(deps: IngestDeps) {
             byte_length: doc.byteLength,
             text: doc.text,
           });
+          rows += 1;
           rowBytes += doc.byteLength;
-          if (rows.length >= limits.rowsPerShard || rowBytes >= limits.maxShardBytes) await flush(entry.line);
+          if (rows >= limits.rowsPerShard || rowBytes >= limits.maxShardBytes) await flush(entry.line);
         }
         await flush(lastLine);
       } finally {

@@ -77,7 +77,7 @@ export const configSchema = z.strictObject({
   ingest: z
     .strictObject({
       rowsPerShard: positiveInt.default(50_000),
-      maxShardBytes: positiveInt.default(256 * 1024 * 1024),
+      maxShardBytes: positiveInt.default(64 * 1024 * 1024),
       maxDocumentBytes: positiveInt.default(64 * 1024 * 1024),
       concurrency: positiveInt.default(4),
       heartbeatTimeoutSeconds: positiveInt.default(60),

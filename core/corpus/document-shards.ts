@@ -30,18 +30,42 @@ function documentSchema(compression: ParquetCompression): ParquetSchema {
 /** Rows per row group: small enough that a shard of long documents stays bounded in memory while writing. */
 const ROW_GROUP_SIZE = 2048;
 
-/** Writes a shard to a local file; the caller uploads it. Output depends only on the rows (no timestamps). */
+/**
+ * Snappy: the Parquet ecosystem's default codec. Measured on 210 MB of generated Pile text (bench:ingest input):
+ * write 5.1 s / 138 MB with Snappy, 15.8 s / 81 MB with GZIP (zlib level 6), 3.3 s / 211 MB uncompressed.
+ * (parquetjs has no zstd.)
+ */
+export const DEFAULT_COMPRESSION: ParquetCompression = 'SNAPPY';
+
+/** Streams rows into a local Parquet file, holding one row group at a time. Output depends only on the rows. */
+export class DocumentShardWriter {
+  private constructor(private readonly writer: ParquetWriter) {}
+
+  static async open(localPath: string, compression: ParquetCompression = DEFAULT_COMPRESSION) {
+    // Data page v1: the most widely readable layout (DuckDB, pyarrow, Spark).
+    const writer = await ParquetWriter.openFile(documentSchema(compression), localPath, {
+      rowGroupSize: ROW_GROUP_SIZE,
+      useDataPageV2: false,
+    });
+    return new DocumentShardWriter(writer);
+  }
+
+  append(row: DocumentRow): Promise<void> {
+    return this.writer.appendRow({ ...row });
+  }
+
+  close(): Promise<void> {
+    return this.writer.close();
+  }
+}
+
 export async function writeDocumentShard(
   localPath: string,
   rows: readonly DocumentRow[],
-  compression: ParquetCompression = 'GZIP',
+  compression: ParquetCompression = DEFAULT_COMPRESSION,
 ): Promise<void> {
-  // Data page v1: the most widely readable layout (DuckDB, pyarrow, Spark).
-  const writer = await ParquetWriter.openFile(documentSchema(compression), localPath, {
-    rowGroupSize: ROW_GROUP_SIZE,
-    useDataPageV2: false,
-  });
-  for (const row of rows) await writer.appendRow({ ...row });
+  const writer = await DocumentShardWriter.open(localPath, compression);
+  for (const row of rows) await writer.append(row);
   await writer.close();
 }
 
