@@ -8,6 +8,7 @@ import {
   type WorkerOptions,
   makeTelemetryFilterString,
 } from '@temporalio/worker';
+import { failFastOnPermanentErrors } from '../activities/failures';
 import { createIngestActivities } from '../activities/ingest';
 import type { Config } from '../core/config';
 import { openStore } from '../core/store/open-store';
@@ -22,7 +23,7 @@ function activitiesFor(kind: QueueKind, config: Config): object | undefined {
   const deps = { openStore: (url: string) => openStore(url, config) };
   switch (kind) {
     case 'cpu':
-      return createIngestActivities(deps);
+      return failFastOnPermanentErrors(createIngestActivities(deps));
     case 'gpu':
     case 'index':
       return undefined;

@@ -28,8 +28,15 @@ export interface ArtifactStore {
   delete(key: string): Promise<void>;
 }
 
+/** A store failure with a message for people. Only `transient` ones (server unreachable, 5xx) are worth retrying. */
 export class StoreError extends Error {
   override name = 'StoreError';
+  constructor(
+    message: string,
+    readonly transient = false,
+  ) {
+    super(message);
+  }
 }
 
 /** Keys come from user input (paths, ids): refuse anything that could escape the store's root. */

@@ -177,6 +177,7 @@ export class S3Store implements ArtifactStore {
     if (code === 'ECONNREFUSED' || (err as Error).message?.includes('ECONNREFUSED')) {
       return new StoreError(
         `cannot reach the S3 server at ${this.s3.endpoint} (${where}): start it with 'tttnn infra up' or set s3.endpoint`,
+        true,
       );
     }
     if (code === 'NoSuchBucket') {
@@ -197,8 +198,10 @@ export class S3Store implements ArtifactStore {
       );
     }
     const message = (err as Error).message ?? String(err);
+    // Anything else (throttling, 5xx, resets) already outlasted the SDK's own retries; the activity may retry it.
     return new StoreError(
       `S3 ${code ?? 'error'} on ${where}: ${message.split(this.s3.secretAccessKey.reveal()).join('***')}`,
+      status === undefined || status >= 500 || status === 429,
     );
   }
 }

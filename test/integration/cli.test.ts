@@ -53,6 +53,16 @@ describe('tttnn CLI', () => {
     const missing = await tttnn(['ingest', '-i', '/nonexistent/dir', '-o', '/tmp/out', '--no-progress'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no \*\.jsonl or \*\.jsonl\.zst files under \/nonexistent\/dir/);
+    const sample = path.resolve(__dirname, '..', '..', 'samples', 'pile', 'sample.jsonl.zst');
+    const creds = await tttnn(['ingest', '-i', sample, '-o', 's3://tttnn/x', '--no-progress'], {
+      ...env,
+      TTTNN_S3_SECRET_ACCESS_KEY: 'wrong-secret-123',
+    });
+    expect(creds.code).toBe(1);
+    expect(creds.stderr.trim()).toMatch(
+      /^tttnn: the S3 server at .* rejected the credentials of access key id tttnn-test/,
+    );
+    expect(creds.stderr + creds.stdout).not.toContain('wrong-secret-123');
     const bad = await tttnn(['infra', 'status', '--set', 'temporal.uiPort=abc'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/temporal\.uiPort/);

@@ -196,6 +196,24 @@ describe('ingest workflow on the real Temporal server and versitygw', () => {
     expect(Math.max(...attempts)).toBeGreaterThan(1);
   });
 
+  it('drains a worker on SIGTERM (its file handed back and resumed elsewhere) with identical artifacts', async () => {
+    const baseline = await undisturbed();
+    const config = isolated();
+    const first = await spawnWorker({ ...config, worker: { ...config.worker, shutdownGraceSeconds: 1 } });
+    workers.push(first);
+    const out = `s3://tttnn/${uniqueName('out')}`;
+    const { handle, result } = await ingest(client, config, bigInput, out);
+    await waitFor('committed shards', async () => ((await shardsWritten(config, out)) >= 3 ? true : undefined));
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toContain('worker stopped');
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    workers.push(await spawnWorker(config));
+    const summary = await result;
+    const { store } = await ingestArtifacts(config, summary.manifestUrl);
+    expect((await store.getBytes('manifest.json')).equals(baseline.manifest)).toBe(true);
+  });
+
   it('survives a restart of the Temporal server mid-run with identical artifacts', async () => {
     const baseline = await undisturbed();
     const home = path.join(testConfig().home, uniqueName('restart'));
