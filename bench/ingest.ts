@@ -8,6 +8,7 @@ import { loadConfig } from '../core/config';
 import { infraUp } from '../infra/local-infra';
 import { startWorkers } from '../workers/worker';
 import { taskQueueName } from '../workflows/shared';
+import { seededRandom } from '../core/seeded-random';
 
 /**
  * `npm run bench:ingest`: ingest throughput on a generated 200 MB Pile-format file (zstd), through the whole
@@ -17,17 +18,8 @@ import { taskQueueName } from '../workflows/shared';
 const TARGET_BYTES = 200 * 1024 * 1024;
 const DOMAINS = ['Pile-CC', 'Github', 'ArXiv', 'PubMed Central', 'FreeLaw', 'StackExchange'];
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function generate(file: string): Promise<{ documents: number; bytes: number }> {
-  const random = mulberry32(42);
+  const random = seededRandom(42);
   const vocabulary = Array.from({ length: 20_000 }, (_, i) => i.toString(36) + 'abcdefghij'.slice(0, 1 + (i % 7)));
   const out = new CompressStream({ compressionLevel: 3 });
   const sink = out.pipe(createWriteStream(file));

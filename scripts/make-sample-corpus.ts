@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { compress } from 'zstd-napi';
+import { seededRandom } from '../core/seeded-random';
 
 /**
  * Rebuilds samples/pile/sample.jsonl.zst, the small bundled corpus in Pile format, from text that ships in
@@ -33,16 +34,6 @@ async function pick(paths: string[], min: number, max: number): Promise<{ file: 
     if (picked.length === PER_DOMAIN) break;
   }
   return picked;
-}
-
-/** A seeded generator: the sample must not change between runs. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function mathDocument(random: () => number): string {
@@ -82,7 +73,7 @@ async function main(): Promise<void> {
     }
   }
   const prose = await pick(readmeFiles, 1500, 30_000);
-  const random = mulberry32(1216);
+  const random = seededRandom(1216);
   const records = [
     ...code.map((d) => ({ text: d.text, meta: { pile_set_name: 'Github' } })),
     ...prose.map((d) => ({ text: d.text, meta: { pile_set_name: 'Pile-CC' } })),
@@ -93,7 +84,7 @@ async function main(): Promise<void> {
   ];
   // Interleave domains as the Pile does, in a fixed order.
   const shuffled = records
-    .map((r, i) => ({ r, k: mulberry32(i + 1)() }))
+    .map((r, i) => ({ r, k: seededRandom(i + 1)() }))
     .sort((a, b) => a.k - b.k)
     .map((x) => x.r);
   const jsonl = shuffled.map((r) => JSON.stringify(r)).join('\n') + '\n';
