@@ -1,0 +1,131 @@
+import * as tf from '@tensorflow/tfjs';
+import type { CausalLM } from '../models/modeling-utils';
+
+/**
+ * The TTT-NN inner loop: one AdamW step per chunk of a neighbor on the causal-LM loss, with the reference's
+ * settings (torch.optim.AdamW defaults, weight decay 0.01, global-norm gradient clipping to 1.0, batch 1), and
+ * an exact reset to the pretrained weights from an in-memory copy.
+ */
+
+export interface TTTOptions {
+  /** 2e-5 for GPT-2, 5e-6 for GPT-Neo 1.3B in the paper. */
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Global L2 norm the gradients are clipped to (torch.nn.utils.clip_grad_norm_). */
+  maxGradNorm?: number;
+}
+
+/** HF's causal-LM loss: mean cross-entropy of tokens 1..T-1 predicted from positions 0..T-2. ids: (B, T). */
+export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, T] = ids.shape;
+    const V = model.vocabSize;
+    const logits = model
+      .forward(ids)
+      .slice([0, 0, 0], [B, T - 1, V])
+      .reshape([B * (T - 1), V]); // (N, V)
+    const targets = ids.slice([0, 1], [B, T - 1]).reshape([-1]); // (N,)
+    // Flat index of each target logit: row * V + target.
+    const flat = tf
+      .range(0, B * (T - 1), 1, 'int32')
+      .mul(tf.scalar(V, 'int32'))
+      .add(targets);
+    const picked = tf.gather(logits.reshape([-1]), flat); // (N,)
+    return tf.logSumExp(logits, -1).sub(picked).mean<tf.Scalar>();
+  });
+}
+
+export class TTTTrainer {
+  private readonly vars: tf.Variable[];
+  private readonly pretrained: tf.Tensor[];
+  private m: tf.Variable[] = [];
+  private v: tf.Variable[] = [];
+  private t = 0;
+  private readonly o: Required<TTTOptions>;
+
+  constructor(
+    readonly model: CausalLM,
+    opts: TTTOptions,
+  ) {
+    this.o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1.0, ...opts };
+    // Tied weights appear once: params holds each variable under one name.
+    this.vars = [...new Set(model.params.values())];
+    // The copy to reset to lives beside the weights, so a reset is a device-side assign, not a reload from disk.
+    this.pretrained = this.vars.map((p) => tf.keep(p.clone()));
+  }
+
+  /** Number of optimizer steps since the last reset. */
+  get steps(): number {
+    return this.t;
+  }
+
+  /** Forgets Adam's moments and step count: every document starts from a fresh optimizer. */
+  resetOptimizer(): void {
+    for (const x of [...this.m, ...this.v]) x.dispose();
+    this.m = [];
+    this.v = [];
+    this.t = 0;
+  }
+
+  /** Restores the pretrained weights exactly and starts a fresh optimizer (between documents). */
+  reset(): void {
+    this.vars.forEach((p, i) => p.assign(this.pretrained[i] as tf.Tensor));
+    this.resetOptimizer();
+  }
+
+  /** One step on a chunk of token ids (length >= 2); returns the loss before the step. */
+  step(chunk: readonly number[]): number {
+    if (chunk.length < 2) throw new Error(`a training chunk needs at least 2 tokens, got ${chunk.length}`);
+    if (this.m.length === 0) {
+      this.m = this.vars.map((p) => tf.variable(tf.zerosLike(p), false));
+      this.v = this.vars.map((p) => tf.variable(tf.zerosLike(p), false));
+    }
+    const ids = tf.tensor2d([Array.from(chunk)], [1, chunk.length], 'int32');
+    const { value, grads } = tf.variableGrads(() => causalLmLoss(this.model, ids), this.vars);
+    ids.dispose();
+    this.t += 1;
+    const { lr, beta1, beta2, eps, weightDecay, maxGradNorm } = this.o;
+    tf.tidy(() => {
+      const g = this.vars.map((p) => grads[p.name] ?? tf.zerosLike(p));
+      // clip_grad_norm_: total = ||(||g_i||)||_2, scale by min(max_norm / (total + 1e-6), 1), always applied.
+      const total = tf.sqrt(tf.addN(g.map((x) => tf.sum(tf.square(x)))));
+      const clip = tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
+      // torch.optim.AdamW (single-tensor path): decoupled decay first, then the bias-corrected Adam update.
+      const stepSize = lr / (1 - beta1 ** this.t);
+      const bc2Sqrt = Math.sqrt(1 - beta2 ** this.t);
+      this.vars.forEach((p, i) => {
+        const grad = (g[i] as tf.Tensor).mul(clip);
+        const m = this.m[i] as tf.Variable;
+        const v = this.v[i] as tf.Variable;
+        const mNew = m.add(grad.sub(m).mul(1 - beta1)); // exp_avg.lerp_(grad, 1 - beta1)
+        const vNew = v.mul(beta2).add(grad.square().mul(1 - beta2));
+        const denom = vNew.sqrt().div(bc2Sqrt).add(eps);
+        m.assign(mNew);
+        v.assign(vNew);
+        p.assign(p.mul(1 - lr * weightDecay).sub(mNew.div(denom).mul(stepSize)));
+      });
+    });
+    for (const x of Object.values(grads)) x.dispose();
+    const loss = value.dataSync()[0] as number;
+    value.dispose();
+    return loss;
+  }
+
+  /** Splits `tokens` into consecutive chunks of `maxLength` (the last may be shorter) and steps on each. */
+  trainOnTokens(tokens: readonly number[], maxLength: number): number[] {
+    const losses: number[] = [];
+    for (let i = 0; i < tokens.length; i += maxLength) {
+      const chunk = tokens.slice(i, i + maxLength);
+      if (chunk.length >= 2) losses.push(this.step(chunk));
+    }
+    return losses;
+  }
+
+  dispose(): void {
+    this.resetOptimizer();
+    for (const x of this.pretrained) x.dispose();
+  }
+}
