@@ -26,7 +26,10 @@ export class PretrainedModel {
   /** Registers the checkpoint tensor `name` as a trainable variable, asserting its shape. */
   protected param(name: string, shape: number[]): tf.Variable {
     const found = this.lookup(name);
-    if (!found) throw new Error(`${this.source}: tensor ${name} is missing (model_type ${this.config.model_type})`);
+    if (!found) {
+      const candidates = this.prefixes.map((p) => `'${p}${name}'`).join(' or ');
+      throw new Error(`${this.source}: tensor ${candidates} is missing (model_type ${this.config.model_type})`);
+    }
     const [key, t] = found;
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new Error(

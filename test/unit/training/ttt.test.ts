@@ -1,0 +1,60 @@
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../../core/backend';
+import { bitsPerByte } from '../../../core/metrics/bits-per-byte';
+import { loadCausalLM } from '../../../core/models/registry';
+import { causalLmLoss, TTTTrainer } from '../../../core/training/ttt';
+import { FIXTURES } from '../../helpers/parity';
+
+describe('TTTTrainer', () => {
+  beforeAll(async () => {
+    await initBackend({ log: () => undefined });
+  });
+
+  it('leaks no tensors over 100 steps and resets, and training lowers the loss on the trained text', async () => {
+    const { model, tokenizer } = await loadCausalLM(path.join(FIXTURES, 'tiny-gpt2'));
+    const tokens = tokenizer.encode('The quick brown fox jumps over the lazy dog. '.repeat(6));
+    const trainer = new TTTTrainer(model, { lr: 1e-3 });
+    const ids = tf.tensor2d([tokens.slice(0, 32)], undefined, 'int32');
+    const lossOf = () => tf.tidy(() => causalLmLoss(model, ids).dataSync()[0] as number);
+    const initial = lossOf();
+
+    trainer.step(tokens.slice(0, 32)); // allocates Adam's moments once
+    const baseline = tf.memory().numTensors;
+    for (let i = 0; i < 100; i++) trainer.step(tokens.slice(0, 32));
+    expect(tf.memory().numTensors).toBe(baseline);
+    expect(trainer.steps).toBe(101);
+    expect(lossOf()).toBeLessThan(initial - 1);
+
+    trainer.reset();
+    expect(lossOf()).toBe(initial);
+    expect(tf.memory().numTensors).toBeLessThan(baseline); // moments freed
+    trainer.dispose();
+    ids.dispose();
+    model.dispose();
+  });
+
+  it('starts each document from a fresh optimizer: the same document gives the same result after another', async () => {
+    const { model, tokenizer } = await loadCausalLM(path.join(FIXTURES, 'tiny-gpt-neo'));
+    const neighbor = tokenizer.encode('Nearest neighbors are retrieved by embedding distance. '.repeat(4));
+    const other = tokenizer.encode('Completely different text about cooking pasta and tomatoes. '.repeat(4));
+    const doc = 'Neighbors retrieved by distance.';
+    const docTokens = tokenizer.encode(doc);
+    const trainer = new TTTTrainer(model, { lr: 1e-3 });
+    const bpb = () => bitsPerByte(model, doc, docTokens, { eot: 0, maxLength: 16 }).bitsPerByte;
+
+    const before = bpb();
+    trainer.trainOnTokens(neighbor, 16);
+    const first = bpb();
+    trainer.reset();
+    expect(bpb()).toBe(before);
+
+    trainer.trainOnTokens(other, 16);
+    trainer.reset();
+    trainer.trainOnTokens(neighbor, 16);
+    expect(bpb()).toBe(first);
+    expect(first).not.toBe(before);
+    trainer.dispose();
+    model.dispose();
+  });
+});
