@@ -7,11 +7,13 @@ import {
   causalBias,
   configNumber,
   conv1d,
+  dropoutFor,
   layerNorm,
   mergeHeads,
   PretrainedModel,
   splitHeads,
   type CausalLM,
+  type Dropout,
 } from './modeling-utils';
 
 /**
@@ -29,6 +31,11 @@ export interface GPT2Config {
   eps: number;
   activation: string;
   scaleAttnWeights: boolean;
+  /** Divide attention logits further by (layer index + 1). */
+  scaleAttnByInverseLayerIdx: boolean;
+  embdPdrop: number;
+  attnPdrop: number;
+  residPdrop: number;
 }
 
 export function gpt2Config(c: HfConfig): GPT2Config {
@@ -43,6 +50,10 @@ export function gpt2Config(c: HfConfig): GPT2Config {
     eps: typeof c.layer_norm_epsilon === 'number' ? c.layer_norm_epsilon : 1e-5,
     activation: typeof c.activation_function === 'string' ? c.activation_function : 'gelu_new',
     scaleAttnWeights: c.scale_attn_weights !== false,
+    scaleAttnByInverseLayerIdx: c.scale_attn_by_inverse_layer_idx === true,
+    embdPdrop: typeof c.embd_pdrop === 'number' ? c.embd_pdrop : 0.1,
+    attnPdrop: typeof c.attn_pdrop === 'number' ? c.attn_pdrop : 0.1,
+    residPdrop: typeof c.resid_pdrop === 'number' ? c.resid_pdrop : 0.1,
   };
 }
 
@@ -66,21 +77,22 @@ class CausalSelfAttention {
     readonly cProjW: tf.Variable, // (C, C)
     readonly cProjB: tf.Variable,
     readonly nHead: number,
-    readonly scale: boolean,
+    readonly scale: number,
+    readonly cfg: GPT2Config,
   ) {}
 
-  forward(x: tf.Tensor3D, bias: tf.Tensor): tf.Tensor3D {
-    const C = x.shape[2];
+  forward(x: tf.Tensor3D, bias: tf.Tensor, drop: Dropout): tf.Tensor3D {
     const [q, k, v] = tf.split(conv1d(x, this.cAttnW, this.cAttnB), 3, -1); // 3 x (B, T, C)
-    const hs = C / this.nHead;
     const y = attention(
       splitHeads(q as tf.Tensor, this.nHead), // (B, nh, T, hs)
       splitHeads(k as tf.Tensor, this.nHead),
       splitHeads(v as tf.Tensor, this.nHead),
-      this.scale ? 1 / Math.sqrt(hs) : 1,
+      this.scale,
       bias,
+      drop,
+      this.cfg.attnPdrop,
     );
-    return conv1d(mergeHeads(y), this.cProjW, this.cProjB) as tf.Tensor3D; // (B, T, C)
+    return drop(conv1d(mergeHeads(y), this.cProjW, this.cProjB), this.cfg.residPdrop) as tf.Tensor3D; // (B, T, C)
   }
 }
 
@@ -91,9 +103,10 @@ class MLP {
     readonly cProjW: tf.Variable, // (4C, C)
     readonly cProjB: tf.Variable,
     readonly act: (x: tf.Tensor) => tf.Tensor,
+    readonly residPdrop: number,
   ) {}
-  forward(x: tf.Tensor): tf.Tensor {
-    return conv1d(this.act(conv1d(x, this.cFcW, this.cFcB)), this.cProjW, this.cProjB);
+  forward(x: tf.Tensor, drop: Dropout): tf.Tensor {
+    return drop(conv1d(this.act(conv1d(x, this.cFcW, this.cFcB)), this.cProjW, this.cProjB), this.residPdrop);
   }
 }
 
@@ -104,9 +117,9 @@ class Block {
     readonly ln2: LayerNorm,
     readonly mlp: MLP,
   ) {}
-  forward(x: tf.Tensor3D, bias: tf.Tensor): tf.Tensor3D {
-    x = x.add(this.attn.forward(this.ln1.forward(x) as tf.Tensor3D, bias));
-    return x.add(this.mlp.forward(this.ln2.forward(x)));
+  forward(x: tf.Tensor3D, bias: tf.Tensor, drop: Dropout): tf.Tensor3D {
+    x = x.add(this.attn.forward(this.ln1.forward(x) as tf.Tensor3D, bias, drop));
+    return x.add(this.mlp.forward(this.ln2.forward(x), drop));
   }
 }
 
@@ -119,6 +132,7 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
   readonly h: Block[] = [];
   readonly lnF: LayerNorm;
   readonly lmHead: tf.Variable;
+  training = false;
 
   static fromCheckpoint(ckpt: HfCheckpoint): GPT2LMHeadModel {
     return new GPT2LMHeadModel(ckpt.config, ckpt.weights, ckpt.dir);
@@ -140,7 +154,8 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
         this.param(`${p}.attn.c_proj.weight`, [C, C]),
         this.param(`${p}.attn.c_proj.bias`, [C]),
         cfg.nHead,
-        cfg.scaleAttnWeights,
+        (cfg.scaleAttnWeights ? 1 / Math.sqrt(C / cfg.nHead) : 1) / (cfg.scaleAttnByInverseLayerIdx ? i + 1 : 1),
+        cfg,
       );
       const mlp = new MLP(
         this.param(`${p}.mlp.c_fc.weight`, [C, cfg.nInner]),
@@ -148,6 +163,7 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
         this.param(`${p}.mlp.c_proj.weight`, [cfg.nInner, C]),
         this.param(`${p}.mlp.c_proj.bias`, [C]),
         activation(cfg.activation),
+        cfg.residPdrop,
       );
       this.h.push(new Block(ln(`${p}.ln_1`), attn, ln(`${p}.ln_2`), mlp));
     }
@@ -169,9 +185,10 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
       const [B, T] = inputIds.shape;
       if (T > this.cfg.nPositions) throw new Error(`sequence length ${T} exceeds n_positions ${this.cfg.nPositions}`);
       const pos = tf.range(0, T, 1, 'int32');
-      let x = tf.gather(this.wte, inputIds).add<tf.Tensor3D>(tf.gather(this.wpe, pos)); // (B, T, C)
+      const drop = dropoutFor(this.training);
+      let x = drop(tf.gather(this.wte, inputIds).add(tf.gather(this.wpe, pos)), this.cfg.embdPdrop) as tf.Tensor3D; // (B, T, C)
       const bias = causalBias(T); // (T, T)
-      for (const block of this.h) x = block.forward(x, bias);
+      for (const block of this.h) x = block.forward(x, bias, drop);
       x = this.lnF.forward(x) as tf.Tensor3D;
       const C = this.cfg.nEmbd;
       return tf.matMul(x.reshape([B * T, C]), this.lmHead, false, true).reshape([B, T, this.cfg.vocabSize]); // (B, T, V)

@@ -6,12 +6,14 @@ import {
   attention,
   causalBias,
   configNumber,
+  dropoutFor,
   layerNorm,
   linear,
   mergeHeads,
   PretrainedModel,
   splitHeads,
   type CausalLM,
+  type Dropout,
 } from './modeling-utils';
 
 /**
@@ -32,6 +34,9 @@ export interface GPTNeoConfig {
   /** Per layer: 'global' or 'local'. */
   attentionLayers: string[];
   windowSize: number;
+  embedDropout: number;
+  attentionDropout: number;
+  residDropout: number;
 }
 
 export function gptNeoConfig(c: HfConfig): GPTNeoConfig {
@@ -54,6 +59,9 @@ export function gptNeoConfig(c: HfConfig): GPTNeoConfig {
     activation: typeof c.activation_function === 'string' ? c.activation_function : 'gelu_new',
     attentionLayers,
     windowSize: typeof c.window_size === 'number' ? c.window_size : 256,
+    embedDropout: typeof c.embed_dropout === 'number' ? c.embed_dropout : 0,
+    attentionDropout: typeof c.attention_dropout === 'number' ? c.attention_dropout : 0,
+    residDropout: typeof c.resid_dropout === 'number' ? c.resid_dropout : 0,
   };
 }
 
@@ -82,16 +90,17 @@ class GPTNeoBlock {
     readonly act: (x: tf.Tensor) => tf.Tensor,
   ) {}
 
-  forward(x: tf.Tensor3D, globalBias: tf.Tensor, localBias: tf.Tensor): tf.Tensor3D {
-    const { numHeads: nh, eps } = this.cfg;
+  forward(x: tf.Tensor3D, globalBias: tf.Tensor, localBias: tf.Tensor, drop: Dropout): tf.Tensor3D {
+    const { numHeads: nh, eps, attentionDropout, residDropout } = this.cfg;
     const h = layerNorm(x, this.ln1.weight, this.ln1.bias, eps);
     const q = splitHeads(linear(h, this.qProj), nh); // (B, nh, T, hs)
     const k = splitHeads(linear(h, this.kProj), nh);
     const v = splitHeads(linear(h, this.vProj), nh);
-    const y = mergeHeads(attention(q, k, v, 1, this.local ? localBias : globalBias)); // (B, T, C), unscaled
-    x = x.add(linear(y, this.outProjW, this.outProjB));
+    const bias = this.local ? localBias : globalBias;
+    const y = mergeHeads(attention(q, k, v, 1, bias, drop, attentionDropout)); // (B, T, C), unscaled
+    x = x.add(drop(linear(y, this.outProjW, this.outProjB), residDropout));
     const m = layerNorm(x, this.ln2.weight, this.ln2.bias, eps);
-    return x.add(linear(this.act(linear(m, this.cFcW, this.cFcB)), this.cProjW, this.cProjB));
+    return x.add(drop(linear(this.act(linear(m, this.cFcW, this.cFcB)), this.cProjW, this.cProjB), residDropout));
   }
 }
 
@@ -102,6 +111,7 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
   readonly h: GPTNeoBlock[] = [];
   readonly lnF: Norm;
   readonly lmHead: tf.Variable;
+  training = false;
 
   static fromCheckpoint(ckpt: HfCheckpoint): GPTNeoForCausalLM {
     return new GPTNeoForCausalLM(ckpt.config, ckpt.weights, ckpt.dir);
@@ -156,10 +166,12 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
     return tf.tidy(() => {
       const [B, T] = inputIds.shape;
       if (T > this.cfg.maxPositions) throw new Error(`sequence length ${T} exceeds ${this.cfg.maxPositions} positions`);
-      let x = tf.gather(this.wte, inputIds).add<tf.Tensor3D>(tf.gather(this.wpe, tf.range(0, T, 1, 'int32'))); // (B, T, C)
+      const drop = dropoutFor(this.training);
+      const emb = tf.gather(this.wte, inputIds).add(tf.gather(this.wpe, tf.range(0, T, 1, 'int32')));
+      let x = drop(emb, this.cfg.embedDropout) as tf.Tensor3D; // (B, T, C)
       const globalBias = causalBias(T);
       const localBias = causalBias(T, this.cfg.windowSize);
-      for (const block of this.h) x = block.forward(x, globalBias, localBias);
+      for (const block of this.h) x = block.forward(x, globalBias, localBias, drop);
       x = layerNorm(x, this.lnF.weight, this.lnF.bias, this.cfg.eps) as tf.Tensor3D;
       const C = this.cfg.hiddenSize;
       return tf.matMul(x.reshape([B * T, C]), this.lmHead, false, true).reshape([B, T, this.cfg.vocabSize]); // (B, T, V)

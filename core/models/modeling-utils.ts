@@ -75,6 +75,8 @@ export interface CausalLM {
   readonly vocabSize: number;
   /** Longest sequence the position embeddings allow. */
   readonly maxPositions: number;
+  /** torch's train/eval mode: dropout is active only while true. */
+  training: boolean;
   forward(inputIds: tf.Tensor2D): tf.Tensor3D;
   dispose(): void;
 }
@@ -180,10 +182,28 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
   return x.transpose([0, 2, 1, 3]).reshape([B, T, nh * hs]);
 }
 
+/**
+ * Dropout as torch applies it in train mode (zero with probability `rate`, scale survivors by 1 / (1 - rate)).
+ * The reference runs TTT steps with `model.train()`, so the checkpoint's dropout rates apply during TTT only.
+ */
+export type Dropout = (x: tf.Tensor, rate: number) => tf.Tensor;
+export const noDropout: Dropout = (x) => x;
+export function dropoutFor(training: boolean): Dropout {
+  return training ? (x, rate) => (rate > 0 ? tf.dropout(x, rate) : x) : noDropout;
+}
+
 /** softmax(q k^T * scale + bias) v for (B, nh, T, hs) inputs; `bias` broadcasts to (B, nh, T, T). */
-export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor): tf.Tensor4D {
+export function attention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  scale: number,
+  bias: tf.Tensor,
+  drop: Dropout = noDropout,
+  dropRate = 0,
+): tf.Tensor4D {
   let att = tf.matMul(q, k, false, true); // (B, nh, T, T)
   if (scale !== 1) att = att.mul(scale);
-  att = tf.softmax(att.add(bias));
+  att = drop(tf.softmax(att.add(bias)), dropRate);
   return tf.matMul(att, v); // (B, nh, T, hs)
 }

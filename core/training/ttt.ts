@@ -16,6 +16,11 @@ export interface TTTOptions {
   weightDecay?: number;
   /** Global L2 norm the gradients are clipped to (torch.nn.utils.clip_grad_norm_). */
   maxGradNorm?: number;
+  /**
+   * Train with the checkpoint's dropout, as the reference does (`model.train()` before its steps; GPT-2's rates are
+   * 0.1, GPT-Neo's 0). Default true; evaluation always runs without dropout.
+   */
+  dropout?: boolean;
 }
 
 /** HF's causal-LM loss: mean cross-entropy of tokens 1..T-1 predicted from positions 0..T-2. ids: (B, T). */
@@ -50,7 +55,7 @@ export class TTTTrainer {
     readonly model: CausalLM,
     opts: TTTOptions,
   ) {
-    this.o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1.0, ...opts };
+    this.o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1.0, dropout: true, ...opts };
     // Tied weights appear once: params holds each variable under one name.
     this.vars = [...new Set(model.params.values())];
     // The copy to reset to lives beside the weights, so a reset is a device-side assign, not a reload from disk.
@@ -84,8 +89,15 @@ export class TTTTrainer {
       this.v = this.vars.map((p) => tf.variable(tf.zerosLike(p), false));
     }
     const ids = tf.tensor2d([Array.from(chunk)], [1, chunk.length], 'int32');
-    const { value, grads } = tf.variableGrads(() => causalLmLoss(this.model, ids), this.vars);
-    ids.dispose();
+    this.model.training = this.o.dropout;
+    let value: tf.Scalar;
+    let grads: tf.NamedTensorMap;
+    try {
+      ({ value, grads } = tf.variableGrads(() => causalLmLoss(this.model, ids), this.vars));
+    } finally {
+      this.model.training = false;
+      ids.dispose();
+    }
     this.t += 1;
     const { lr, beta1, beta2, eps, weightDecay, maxGradNorm } = this.o;
     tf.tidy(() => {
@@ -114,7 +126,10 @@ export class TTTTrainer {
     return loss;
   }
 
-  /** Splits `tokens` into consecutive chunks of `maxLength` (the last may be shorter) and steps on each. */
+  /**
+   * Splits `tokens` into consecutive chunks of `maxLength` (the last may be shorter) and steps on each. A final
+   * chunk of a single token has no next-token target (the reference would step on a NaN loss); it is skipped.
+   */
   trainOnTokens(tokens: readonly number[], maxLength: number): number[] {
     const losses: number[] = [];
     for (let i = 0; i < tokens.length; i += maxLength) {

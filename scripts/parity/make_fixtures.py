@@ -143,6 +143,7 @@ def rolling_nll(model, tokens, eot, max_length):
 def ttt_steps(model, chunks, lr):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     losses = []
+    model.train()  # as the reference's train_single (dropout rates are 0 in these configs)
     for chunk in chunks:
         ids = torch.tensor([chunk])
         loss = model(input_ids=ids, labels=ids).loss
@@ -151,6 +152,7 @@ def ttt_steps(model, chunks, lr):
         opt.step()
         opt.zero_grad()
         losses.append(loss.item())
+    model.eval()
     return losses
 
 

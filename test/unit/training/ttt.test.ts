@@ -1,3 +1,5 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../core/backend';
@@ -56,5 +58,46 @@ describe('TTTTrainer', () => {
     expect(first).not.toBe(before);
     trainer.dispose();
     model.dispose();
+  });
+
+  it('applies the checkpoint dropout only inside TTT steps, as torch train()/eval() does', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-dropout-'));
+    await fs.cp(path.join(FIXTURES, 'tiny-gpt2'), dir, { recursive: true });
+    const config = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    await fs.writeFile(
+      path.join(dir, 'config.json'),
+      JSON.stringify({ ...config, resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1 }),
+    );
+    const { model } = await loadCausalLM(dir);
+    const ids = tf.tensor2d([[5, 17, 42, 99, 7, 3, 250, 11]], undefined, 'int32');
+    const logits = () => tf.tidy(() => Array.from(model.forward(ids).dataSync()));
+
+    const evalA = logits();
+    expect(logits()).toEqual(evalA); // eval mode is deterministic
+    model.training = true;
+    const trainA = logits();
+    const trainB = logits();
+    expect(trainA).not.toEqual(evalA);
+    expect(trainA).not.toEqual(trainB);
+    model.training = false;
+
+    const withDropout = new TTTTrainer(model, { lr: 1e-3 });
+    withDropout.step([5, 17, 42, 99, 7, 3, 250, 11]);
+    expect(model.training).toBe(false);
+    withDropout.reset();
+    expect(logits()).toEqual(evalA);
+    withDropout.dispose();
+
+    // Without dropout two identical steps from the same start agree exactly.
+    const plain = new TTTTrainer(model, { lr: 1e-3, dropout: false });
+    plain.step([5, 17, 42, 99, 7, 3, 250, 11]);
+    const once = logits();
+    plain.reset();
+    plain.step([5, 17, 42, 99, 7, 3, 250, 11]);
+    expect(logits()).toEqual(once);
+    plain.dispose();
+    ids.dispose();
+    model.dispose();
+    await fs.rm(dir, { recursive: true });
   });
 });
