@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { initBackend, type BackendChoice } from '../backend';
 import { loadHfCheckpoint, type HfCheckpoint, type LoadOptions } from '../checkpoints/hf-folder';
 import { TextTokenizer } from '../tokenizers/tokenizer';
 import { BertModel } from './bert';
@@ -18,6 +19,11 @@ export const ENCODER_MODELS = new Map<string, EncoderClass>([
   ['xlm-roberta', BertModel],
 ]);
 
+export interface ModelLoadOptions extends LoadOptions {
+  /** Backend to compute on; the first load picks it (native TensorFlow when available) unless already chosen. */
+  backend?: BackendChoice;
+}
+
 export interface Loaded<M> {
   model: M;
   tokenizer: TextTokenizer;
@@ -25,7 +31,8 @@ export interface Loaded<M> {
 }
 
 /** Loads a causal LM and its tokenizer from a local HF folder (or a Hub id through the cache). */
-export async function loadCausalLM(idOrDir: string, opts: LoadOptions = {}): Promise<Loaded<CausalLM>> {
+export async function loadCausalLM(idOrDir: string, opts: ModelLoadOptions = {}): Promise<Loaded<CausalLM>> {
+  await initBackend({ backend: opts.backend, log: opts.log });
   const ckpt = await loadHfCheckpoint(idOrDir, opts);
   const cls = CAUSAL_LM_MODELS.get(ckpt.config.model_type);
   if (!cls) {
@@ -37,7 +44,8 @@ export async function loadCausalLM(idOrDir: string, opts: LoadOptions = {}): Pro
 }
 
 /** Loads an embedding encoder (BERT / MiniLM / RoBERTa) and its tokenizer. */
-export async function loadEncoder(idOrDir: string, opts: LoadOptions = {}): Promise<Loaded<Encoder>> {
+export async function loadEncoder(idOrDir: string, opts: ModelLoadOptions = {}): Promise<Loaded<Encoder>> {
+  await initBackend({ backend: opts.backend, log: opts.log });
   const ckpt = await loadHfCheckpoint(idOrDir, opts);
   const cls = ENCODER_MODELS.get(ckpt.config.model_type);
   if (!cls) {

@@ -23,23 +23,50 @@ export interface TTTOptions {
   dropout?: boolean;
 }
 
-/** HF's causal-LM loss: mean cross-entropy of tokens 1..T-1 predicted from positions 0..T-2. ids: (B, T). */
+/**
+ * HF's causal-LM loss: mean cross-entropy of tokens 1..T-1 predicted from positions 0..T-2. ids: (B, T).
+ *
+ * The logits are (B*T, V) (50257 wide for GPT-2), so the loss is one custom-gradient op: autodiff through
+ * logSumExp, a slice and a gather would make about ten extra passes over them (the max's mask, casts, pads, a
+ * scatter); the closed form d/dlogits = (softmax - onehot(target)) * weight takes three. Every position is kept
+ * and the last one of each row gets weight 0, which avoids copying the logits into a slice.
+ */
 export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => {
     const [B, T] = ids.shape;
+    const N = B * T;
     const V = model.vocabSize;
-    const logits = model
-      .forward(ids)
-      .slice([0, 0, 0], [B, T - 1, V])
-      .reshape([B * (T - 1), V]); // (N, V)
-    const targets = ids.slice([0, 1], [B, T - 1]).reshape([-1]); // (N,)
-    // Flat index of each target logit: row * V + target.
-    const flat = tf
-      .range(0, B * (T - 1), 1, 'int32')
-      .mul(tf.scalar(V, 'int32'))
-      .add(targets);
-    const picked = tf.gather(logits.reshape([-1]), flat); // (N,)
-    return tf.logSumExp(logits, -1).sub(picked).mean<tf.Scalar>();
+    const logits = model.forward(ids).reshape<tf.Tensor2D>([N, V]); // (N, V)
+    // Position t of row b predicts token t+1; the last position of each row predicts nothing.
+    const targetsArr = new Int32Array(N);
+    const weightsArr = new Float32Array(N);
+    const idsArr = ids.dataSync();
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T - 1; t++) {
+        targetsArr[b * T + t] = idsArr[b * T + t + 1] as number;
+        weightsArr[b * T + t] = 1 / (B * (T - 1));
+      }
+    }
+    const targets = tf.tensor1d(targetsArr, 'int32');
+    const weights = tf.tensor1d(weightsArr, 'float32');
+    const crossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const x = args[0] as tf.Tensor2D;
+      const save = args[1] as tf.GradSaveFunc;
+      const lse = tf.logSumExp(x, -1); // (N,)
+      const flat = tf.range(0, N, 1, 'int32').mul(tf.scalar(V, 'int32')).add(targets); // row * V + target
+      const picked = tf.gather(x.reshape([-1]), flat); // (N,)
+      // Everything the backward pass reads must be saved: the surrounding tidy disposes the rest.
+      save([x, targets, weights]);
+      return {
+        value: lse.sub(picked).mul(weights).sum<tf.Scalar>(),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, tgt, w] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+          // One fused Softmax kernel is cheaper than exp(x - lse) on (N, V).
+          return tf.softmax(xs).sub(tf.oneHot(tgt, V)).mul(w.mul(dy).expandDims(1)); // (N, V)
+        },
+      };
+    });
+    return crossEntropy(logits);
   });
 }
 
