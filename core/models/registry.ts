@@ -5,12 +5,14 @@ import { TextTokenizer } from '../tokenizers/tokenizer';
 import { BertModel } from './bert';
 import { GPT2LMHeadModel } from './gpt2';
 import { GPTNeoForCausalLM } from './gpt_neo';
+import { GPTNeoXForCausalLM } from './gpt_neox';
 import type { CausalLM, CausalLMClass, Encoder, EncoderClass } from './modeling-utils';
 
 /** config.json `model_type` to the class that implements it (transformers.js's registry.js, one Map per task). */
 export const CAUSAL_LM_MODELS = new Map<string, CausalLMClass>([
   ['gpt2', GPT2LMHeadModel],
   ['gpt_neo', GPTNeoForCausalLM],
+  ['gpt_neox', GPTNeoXForCausalLM],
 ]);
 
 export const ENCODER_MODELS = new Map<string, EncoderClass>([

@@ -15,9 +15,10 @@ import argparse
 import json
 import math
 import os
+import tempfile
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     BertConfig,
@@ -26,6 +27,8 @@ from transformers import (
     GPT2LMHeadModel,
     GPTNeoConfig,
     GPTNeoForCausalLM,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
     PreTrainedTokenizerFast,
     RobertaConfig,
     RobertaModel,
@@ -187,7 +190,11 @@ def causal_lm_fixture(out, name, model, tok, max_length=16, lr=1e-3):
     # Three TTT steps on consecutive chunks of max_length tokens (a "neighbor" split like the reference does).
     chunks = [doc[i : i + max_length] for i in range(0, 3 * max_length, max_length)]
     losses = ttt_steps(model, chunks, lr)
-    after = {f"ttt.{k}": v.detach().clone() for k, v in model.state_dict().items() if "lm_head" not in k or not model.config.tie_word_embeddings}
+    # Saved and read back, so that the names are the checkpoint's (transformers 5 renames some, e.g. NeoX's
+    # embed_out is lm_head in its state_dict) and tied weights appear once.
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        after = {f"ttt.{k}": v for k, v in load_file(os.path.join(tmp, "model.safetensors")).items()}
 
     save(
         dir,
@@ -266,6 +273,13 @@ def main():
                      resid_dropout=0, bos_token_id=gtok.bos_token_id, eos_token_id=gtok.eos_token_id)
     )
     causal_lm_fixture(args.out, "tiny-gpt-neo", neo, gtok)
+
+    neox = GPTNeoXForCausalLM(
+        GPTNeoXConfig(initializer_range=0.1, vocab_size=V, max_position_embeddings=64, hidden_size=32,
+                      num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, rotary_pct=0.5,
+                      use_parallel_residual=True, bos_token_id=gtok.bos_token_id, eos_token_id=gtok.eos_token_id)
+    )
+    causal_lm_fixture(args.out, "tiny-gpt-neox", neox, gtok)
 
     btok = bert_tokenizer()
     bert = BertModel(

