@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   const stepS = time(REPS, () => void trainer.step(tokens));
   const tfjs = `tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}`;
   console.log(
-    `${tfjs}: forward ${(T / forwardS).toFixed(0)} tokens/s (${(forwardS * 1000).toFixed(0)} ms), TTT step ${(stepS * 1000).toFixed(0)} ms`,
+    `${tfjs}: forward ${(T / forwardS).toFixed(0)} tokens/s (${(forwardS * 1000).toFixed(0)} ms), TTT step ${(stepS * 1000).toFixed(0)} ms, RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(1)} GiB`,
   );
   trainer.dispose();
   model.dispose();

@@ -203,8 +203,9 @@ export function attention(
   drop: Dropout = noDropout,
   dropRate = 0,
 ): tf.Tensor4D {
-  let att = tf.matMul(q, k, false, true); // (B, nh, T, T)
-  if (scale !== 1) att = att.mul(scale);
-  att = drop(tf.softmax(att.add(bias)), dropRate);
+  // Scaling q (B, nh, T, hs) rather than the scores (B, nh, T, T): a T/hs times smaller multiply, and the tape
+  // then keeps no extra T x T tensor for its gradient. Rounding differs from HF's (q k^T) * scale by ~1 ulp.
+  const qs = scale === 1 ? q : q.mul(scale);
+  const att = drop(tf.softmax(tf.matMul(qs, k, false, true).add(bias)), dropRate); // (B, nh, T, T)
   return tf.matMul(att, v); // (B, nh, T, hs)
 }
