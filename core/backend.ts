@@ -25,7 +25,11 @@ export interface InitBackendOptions {
 let current: BackendInfo | undefined;
 
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
-  const choice = opts.backend ?? (process.env.TTTNN_BACKEND as BackendChoice | undefined) ?? 'auto';
+  const env = process.env.TTTNN_BACKEND;
+  if (env !== undefined && !['auto', 'tensorflow', 'wasm', 'cpu'].includes(env)) {
+    throw new Error(`TTTNN_BACKEND=${env}: expected auto, tensorflow, wasm or cpu`);
+  }
+  const choice = opts.backend ?? (env as BackendChoice | undefined) ?? 'auto';
   const log = opts.log ?? ((line: string) => console.error(line));
   if (current && (choice === 'auto' || choice === current.name)) return current;
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { bitsPerByte } from '../metrics/bits-per-byte';
 import type { CausalLM } from '../models/modeling-utils';
 
 /**
@@ -170,4 +171,68 @@ export class TTTTrainer {
     this.resetOptimizer();
     for (const x of this.pretrained) x.dispose();
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One test document, as the reference's TTT-NN loop runs it
+
+export interface DocumentOptions {
+  /** Training chunk and evaluation window length (1024 for GPT-2, 2048 for GPT-Neo). */
+  maxLength: number;
+  /** End-of-text token that prefixes the first evaluation window. */
+  eot: number;
+  /** Windows per evaluation forward pass. */
+  evalBatchSize?: number;
+  /** Called after each neighbor (heartbeats, progress); `k` counts neighbors trained on so far. */
+  onNeighbor?: (k: number, bitsPerByte: number) => void;
+}
+
+export interface DocumentResult {
+  /** bits/byte after training on the first k neighbors; index 0 is before any training. */
+  bitsPerByte: number[];
+  nllNats: number[];
+  bytes: number;
+  tokens: number;
+  /** Mean training loss per neighbor (NaN for a neighbor too short to step on). */
+  neighborLosses: number[];
+  steps: number;
+}
+
+/**
+ * TTT-NN for one document: score it, then for each neighbor (nearest first) take one step per chunk and score it
+ * again; finally restore the pretrained weights and a fresh optimizer, so that the next document starts clean.
+ * Neighbor texts are token ids without special tokens, as the reference tokenizes them.
+ */
+export function runDocument(
+  trainer: TTTTrainer,
+  text: string,
+  tokens: readonly number[],
+  neighbors: readonly (readonly number[])[],
+  opts: DocumentOptions,
+): DocumentResult {
+  const evalOpts = { eot: opts.eot, maxLength: opts.maxLength, batchSize: opts.evalBatchSize };
+  trainer.reset();
+  const first = bitsPerByte(trainer.model, text, tokens, evalOpts);
+  const result: DocumentResult = {
+    bitsPerByte: [first.bitsPerByte],
+    nllNats: [first.nllNats],
+    bytes: first.bytes,
+    tokens: first.tokens,
+    neighborLosses: [],
+    steps: 0,
+  };
+  try {
+    neighbors.forEach((neighbor, i) => {
+      const losses = trainer.trainOnTokens(neighbor, opts.maxLength);
+      result.neighborLosses.push(losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN);
+      const after = bitsPerByte(trainer.model, text, tokens, evalOpts);
+      result.bitsPerByte.push(after.bitsPerByte);
+      result.nllNats.push(after.nllNats);
+      opts.onNeighbor?.(i + 1, after.bitsPerByte);
+    });
+    result.steps = trainer.steps;
+  } finally {
+    trainer.reset();
+  }
+  return result;
 }

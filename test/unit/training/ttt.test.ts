@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../core/backend';
 import { bitsPerByte } from '../../../core/metrics/bits-per-byte';
 import { loadCausalLM } from '../../../core/models/registry';
-import { causalLmLoss, TTTTrainer } from '../../../core/training/ttt';
+import { causalLmLoss, runDocument, TTTTrainer } from '../../../core/training/ttt';
 import { FIXTURES } from '../../helpers/parity';
 
 describe('TTTTrainer', () => {
@@ -99,5 +99,37 @@ describe('TTTTrainer', () => {
     ids.dispose();
     model.dispose();
     await fs.rm(dir, { recursive: true });
+  });
+
+  it('runs one TTT-NN document: bpb before and after each neighbor, then restores the model', async () => {
+    const { model, tokenizer } = await loadCausalLM(path.join(FIXTURES, 'tiny-gpt2'));
+    const doc = 'Nearest neighbors are retrieved by embedding distance.';
+    const tokens = tokenizer.encode(doc);
+    const neighbors = [doc.repeat(3), 'Retrieved by distance, the nearest neighbors.', 'x'].map((t) =>
+      tokenizer.encode(t),
+    );
+    const trainer = new TTTTrainer(model, { lr: 1e-3, dropout: false });
+    const seen: number[] = [];
+    const result = runDocument(trainer, doc, tokens, neighbors, {
+      maxLength: 16,
+      eot: 0,
+      onNeighbor: (k) => seen.push(k),
+    });
+
+    expect(seen).toEqual([1, 2, 3]);
+    expect(result.bitsPerByte).toHaveLength(4);
+    expect(result.bytes).toBe(Buffer.byteLength(doc));
+    // Training on the document's own text three times over must lower its bits per byte.
+    expect(result.bitsPerByte[1]).toBeLessThan((result.bitsPerByte[0] as number) - 0.05);
+    // A one-token neighbor has nothing to predict: no step, NaN loss, unchanged score.
+    expect(result.neighborLosses[2]).toBeNaN();
+    expect(result.bitsPerByte[3]).toBe(result.bitsPerByte[2]);
+    expect(result.steps).toBe(
+      Math.ceil((neighbors[0] as number[]).length / 16) + Math.ceil((neighbors[1] as number[]).length / 16),
+    );
+    // Restored: scoring again gives the before-TTT figure exactly.
+    expect(bitsPerByte(model, doc, tokens, { eot: 0, maxLength: 16 }).bitsPerByte).toBe(result.bitsPerByte[0]);
+    trainer.dispose();
+    model.dispose();
   });
 });
