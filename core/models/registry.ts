@@ -1,11 +1,13 @@
 import path from 'node:path';
 import { initBackend, type BackendChoice } from '../backend';
+import { ggufToHfCheckpoint, readGgufFile } from '../checkpoints/gguf';
 import { loadHfCheckpoint, type HfCheckpoint, type LoadOptions } from '../checkpoints/hf-folder';
 import { TextTokenizer } from '../tokenizers/tokenizer';
 import { BertModel } from './bert';
 import { GPT2LMHeadModel } from './gpt2';
 import { GPTNeoForCausalLM } from './gpt_neo';
 import { GPTNeoXForCausalLM } from './gpt_neox';
+import { LlamaForCausalLM } from './llama';
 import type { CausalLM, CausalLMClass, Encoder, EncoderClass } from './modeling-utils';
 
 /** config.json `model_type` to the class that implements it (transformers.js's registry.js, one Map per task). */
@@ -13,6 +15,7 @@ export const CAUSAL_LM_MODELS = new Map<string, CausalLMClass>([
   ['gpt2', GPT2LMHeadModel],
   ['gpt_neo', GPTNeoForCausalLM],
   ['gpt_neox', GPTNeoXForCausalLM],
+  ['llama', LlamaForCausalLM],
 ]);
 
 export const ENCODER_MODELS = new Map<string, EncoderClass>([
@@ -32,10 +35,15 @@ export interface Loaded<M> {
   checkpoint: Omit<HfCheckpoint, 'weights'>;
 }
 
-/** Loads a causal LM and its tokenizer from a local HF folder (or a Hub id through the cache). */
+/**
+ * Loads a causal LM and its tokenizer from a local HF folder, a Hub id (through the cache) or a `.gguf` file
+ * (Llama architecture, dequantized to float32).
+ */
 export async function loadCausalLM(idOrDir: string, opts: ModelLoadOptions = {}): Promise<Loaded<CausalLM>> {
   await initBackend({ backend: opts.backend, log: opts.log });
-  const ckpt = await loadHfCheckpoint(idOrDir, opts);
+  const ckpt = idOrDir.endsWith('.gguf')
+    ? { dir: idOrDir, ...ggufToHfCheckpoint(await readGgufFile(idOrDir), idOrDir) }
+    : await loadHfCheckpoint(idOrDir, opts);
   const cls = CAUSAL_LM_MODELS.get(ckpt.config.model_type);
   if (!cls) {
     throw new Error(
