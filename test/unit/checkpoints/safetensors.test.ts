@@ -109,7 +109,7 @@ describe('checkpoint loading errors', () => {
     const config = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'mamba' }));
     await expect(loadCausalLM(dir)).rejects.toThrow(
-      `${path.join(dir, 'config.json')}: unsupported causal LM model_type 'mamba' (supported: gpt2, gpt_neo, gpt_neox)`,
+      `${path.join(dir, 'config.json')}: unsupported causal LM model_type 'mamba' (supported: gpt2, gpt_neo, gpt_neox, llama)`,
     );
     await fs.rm(dir, { recursive: true });
   });
