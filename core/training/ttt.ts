@@ -128,27 +128,45 @@ export class TTTTrainer {
     }
     this.t += 1;
     const { lr, beta1, beta2, eps, weightDecay, maxGradNorm } = this.o;
-    tf.tidy(() => {
-      const g = this.vars.map((p) => grads[p.name] ?? tf.zerosLike(p));
-      // clip_grad_norm_: total = ||(||g_i||)||_2, scale by min(max_norm / (total + 1e-6), 1), always applied.
+    const g = this.vars.map((p) => {
+      const grad = grads[p.name];
+      if (!grad) throw new Error(`no gradient for ${p.name}`);
+      return grad;
+    });
+    // clip_grad_norm_: total = ||(||g_i||)||_2, scale by min(max_norm / (total + 1e-6), 1), always applied. The scale
+    // stays on the device and is folded into the moment updates below.
+    const clip = tf.tidy(() => {
       const total = tf.sqrt(tf.addN(g.map((x) => tf.sum(tf.square(x)))));
-      const clip = tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
-      // torch.optim.AdamW (single-tensor path): decoupled decay first, then the bias-corrected Adam update.
-      const stepSize = lr / (1 - beta1 ** this.t);
-      const bc2Sqrt = Math.sqrt(1 - beta2 ** this.t);
-      this.vars.forEach((p, i) => {
-        const grad = (g[i] as tf.Tensor).mul(clip);
-        const m = this.m[i] as tf.Variable;
-        const v = this.v[i] as tf.Variable;
-        const mNew = m.add(grad.sub(m).mul(1 - beta1)); // exp_avg.lerp_(grad, 1 - beta1)
-        const vNew = v.mul(beta2).add(grad.square().mul(1 - beta2));
-        const denom = vNew.sqrt().div(bc2Sqrt).add(eps);
+      return tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
+    });
+    const c1 = tf.mul(clip, 1 - beta1);
+    const c2 = tf.tidy(() => clip.square().mul(1 - beta2));
+    // torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    // p -= lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps), rearranged to two fewer passes over each tensor.
+    const stepSize = lr / (1 - beta1 ** this.t);
+    const bc2Sqrt = Math.sqrt(1 - beta2 ** this.t);
+    this.vars.forEach((p, i) => {
+      const grad = g[i] as tf.Tensor;
+      const m = this.m[i] as tf.Variable;
+      const v = this.v[i] as tf.Variable;
+      // One tidy per tensor: temporaries are freed (and their memory reused) before the next tensor's update,
+      // instead of all of them living until the end of the step.
+      tf.tidy(() => {
+        const mNew = m.mul(beta1).add(grad.mul(c1));
+        const vNew = v.mul(beta2).add(grad.square().mul(c2));
+        const update = mNew.div(
+          vNew
+            .sqrt()
+            .mul(1 / (bc2Sqrt * stepSize))
+            .add(eps / stepSize),
+        );
         m.assign(mNew);
         v.assign(vNew);
-        p.assign(p.mul(1 - lr * weightDecay).sub(mNew.div(denom).mul(stepSize)));
+        p.assign(p.mul(1 - lr * weightDecay).sub(update));
       });
+      grad.dispose();
     });
-    for (const x of Object.values(grads)) x.dispose();
+    tf.dispose([clip, c1, c2]);
     const loss = value.dataSync()[0] as number;
     value.dispose();
     return loss;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { bitsPerByte } from '../../../core/metrics/bits-per-byte';
 import { loadCausalLM } from '../../../core/models/registry';
+import { runDocument, TTTTrainer } from '../../../core/training/ttt';
 import { ensureSmolLM2 } from '../../../infra/models';
 import { fixtureTensor, idsTensor, loadFixture, maxAbs, maxAbsDiff, report } from '../../helpers/parity';
 
@@ -55,6 +56,29 @@ describe('SmolLM2-135M (GGUF, Llama) parity with transformers', () => {
     // A real model: far better than uniform over 49152 tokens (15.6 bits per token).
     expect(got.bitsPerByte).toBeLessThan(3);
     tf.dispose([ids, logits, first64, nll]);
+
+    // TTT-NN on a real model: a neighbor that is the document's first 64 tokens (one step at lr 2e-5, the paper's
+    // GPT-2 rate) must lower the document's bits per byte, and the reset must restore the first figure exactly.
+    const trainer = new TTTTrainer(model, { lr: 2e-5 });
+    const t0 = Date.now();
+    const result = runDocument(trainer, document, document_ids, [document_ids.slice(0, max_length)], {
+      eot,
+      maxLength: max_length,
+      evalBatchSize: 4,
+    });
+    report('smollm2-135m ttt on itself', {
+      bpbBefore: result.bitsPerByte[0] as number,
+      bpbAfter: result.bitsPerByte[1] as number,
+      steps: result.steps,
+      seconds: (Date.now() - t0) / 1000,
+    });
+    expect(result.bitsPerByte[0]).toBeCloseTo(got.bitsPerByte, 10);
+    expect(result.bitsPerByte[1]).toBeLessThan((result.bitsPerByte[0] as number) - 0.005);
+    expect(result.steps).toBe(1);
+    expect(bitsPerByte(model, document, document_ids, { eot, maxLength: max_length, batchSize: 4 }).bitsPerByte).toBe(
+      got.bitsPerByte,
+    );
+    trainer.dispose();
     model.dispose();
   });
 });
