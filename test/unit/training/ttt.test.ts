@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../core/backend';
 import { bitsPerByte } from '../../../core/metrics/bits-per-byte';
+import { dropoutMask } from '../../../core/models/modeling-utils';
 import { loadCausalLM } from '../../../core/models/registry';
 import { causalLmLoss, runDocument, TTTTrainer } from '../../../core/training/ttt';
 import { FIXTURES } from '../../helpers/parity';
@@ -131,5 +132,19 @@ describe('TTTTrainer', () => {
     expect(bitsPerByte(model, doc, tokens, { eot: 0, maxLength: 16 }).bitsPerByte).toBe(result.bitsPerByte[0]);
     trainer.dispose();
     model.dispose();
+  });
+});
+
+describe('dropoutMask', () => {
+  it('zeroes a `rate` fraction and scales the rest by 1 / (1 - rate), differently on each call', () => {
+    const a = dropoutMask([1000, 100], 0.1);
+    const b = dropoutMask([1000, 100], 0.1);
+    const values = a.dataSync();
+    const zeros = values.filter((v) => v === 0).length / values.length;
+    expect(zeros).toBeGreaterThan(0.095);
+    expect(zeros).toBeLessThan(0.105);
+    expect(new Set(values)).toEqual(new Set([0, Math.fround(1 / 0.9)]));
+    expect(Array.from(b.dataSync())).not.toEqual(Array.from(values));
+    tf.dispose([a, b]);
   });
 });
