@@ -1,4 +1,4 @@
-import { parseGguf } from '../../../core/checkpoints/gguf';
+import { parseGguf } from '../../../../core/checkpoints/gguf';
 
 /** A GGUF v3 file: metadata (u32, f32, string, string array) and tensors, laid out as the format specifies. */
 function ggufFile(tensors: { name: string; dims: number[]; type: number; data: Buffer }[]): Buffer {

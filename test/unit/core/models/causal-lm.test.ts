@@ -1,12 +1,12 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../../core/backend';
-import { bitsPerByte } from '../../../core/metrics/bits-per-byte';
-import { gptNeoXConfig } from '../../../core/models/gpt_neox';
-import type { CausalLM } from '../../../core/models/modeling-utils';
-import { loadCausalLM } from '../../../core/models/registry';
-import type { TextTokenizer } from '../../../core/tokenizers/tokenizer';
-import { TTTTrainer } from '../../../core/training/ttt';
+import { initBackend } from '../../../../core/backend';
+import { bitsPerByte } from '../../../../core/metrics/bits-per-byte';
+import { gptNeoXConfig } from '../../../../core/models/gpt_neox';
+import type { CausalLM } from '../../../../core/models/modeling-utils';
+import { loadCausalLM } from '../../../../core/models/registry';
+import type { TextTokenizer } from '../../../../core/tokenizers/tokenizer';
+import { TTTTrainer } from '../../../../core/training/ttt';
 import {
   FIXTURES,
   fixtureTensor,
@@ -16,7 +16,7 @@ import {
   maxAbsDiff,
   report,
   type Fixture,
-} from '../../helpers/parity';
+} from '../../../helpers/parity';
 
 /**
  * Indices of a bias whose exact gradient is zero: GPT-2's key bias (c_attn.bias[C:2C]); GPT-NeoX's key bias on the

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../core/backend';
+import { initBackend } from '../../../core/backend';
 
 describe('initBackend', () => {
   it('uses native TensorFlow when its binding loads and reports its version', async () => {

@@ -2,12 +2,12 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../../core/backend';
-import { bitsPerByte } from '../../../core/metrics/bits-per-byte';
-import { dropoutMask } from '../../../core/models/modeling-utils';
-import { loadCausalLM } from '../../../core/models/registry';
-import { causalLmLoss, runDocument, TTTTrainer } from '../../../core/training/ttt';
-import { FIXTURES } from '../../helpers/parity';
+import { initBackend } from '../../../../core/backend';
+import { bitsPerByte } from '../../../../core/metrics/bits-per-byte';
+import { dropoutMask } from '../../../../core/models/modeling-utils';
+import { loadCausalLM } from '../../../../core/models/registry';
+import { causalLmLoss, runDocument, TTTTrainer } from '../../../../core/training/ttt';
+import { FIXTURES } from '../../../helpers/parity';
 
 describe('TTTTrainer', () => {
   beforeAll(async () => {

@@ -6,10 +6,10 @@ import {
   parseSafetensors,
   readSafetensorsFolder,
   serializeSafetensors,
-} from '../../../core/checkpoints/safetensors';
-import { loadHfCheckpoint } from '../../../core/checkpoints/hf-folder';
-import { loadCausalLM } from '../../../core/models/registry';
-import { FIXTURES } from '../../helpers/parity';
+} from '../../../../core/checkpoints/safetensors';
+import { loadHfCheckpoint } from '../../../../core/checkpoints/hf-folder';
+import { loadCausalLM } from '../../../../core/models/registry';
+import { FIXTURES } from '../../../helpers/parity';
 
 /** A safetensors file with raw bytes per tensor, laid out as the format specifies. */
 function rawFile(tensors: Record<string, { dtype: string; shape: number[]; bytes: Buffer }>, misalign = false): Buffer {

@@ -1,13 +1,13 @@
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ensureMiniLM } from '../../../infra/models';
-import { initBackend } from '../../../core/backend';
-import { embedTexts } from '../../../core/embed';
-import { meanPool } from '../../../core/models/bert';
-import type { Encoder } from '../../../core/models/modeling-utils';
-import { loadEncoder } from '../../../core/models/registry';
-import type { TextTokenizer } from '../../../core/tokenizers/tokenizer';
+import { ensureMiniLM } from '../../../../infra/models';
+import { initBackend } from '../../../../core/backend';
+import { embedTexts } from '../../../../core/embed';
+import { meanPool } from '../../../../core/models/bert';
+import type { Encoder } from '../../../../core/models/modeling-utils';
+import { loadEncoder } from '../../../../core/models/registry';
+import type { TextTokenizer } from '../../../../core/tokenizers/tokenizer';
 import {
   FIXTURES,
   fixtureTensor,
@@ -17,7 +17,7 @@ import {
   maxAbsDiff,
   report,
   type Fixture,
-} from '../../helpers/parity';
+} from '../../../helpers/parity';
 
 interface EncoderMeta {
   texts: string[];

@@ -1,11 +1,11 @@
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { bitsPerByte } from '../../../core/metrics/bits-per-byte';
-import { loadCausalLM } from '../../../core/models/registry';
-import { runDocument, TTTTrainer } from '../../../core/training/ttt';
-import { ensureSmolLM2 } from '../../../infra/models';
-import { fixtureTensor, idsTensor, loadFixture, maxAbs, maxAbsDiff, report } from '../../helpers/parity';
+import { bitsPerByte } from '../../../../core/metrics/bits-per-byte';
+import { loadCausalLM } from '../../../../core/models/registry';
+import { runDocument, TTTTrainer } from '../../../../core/training/ttt';
+import { ensureSmolLM2 } from '../../../../infra/models';
+import { fixtureTensor, idsTensor, loadFixture, maxAbs, maxAbsDiff, report } from '../../../helpers/parity';
 
 interface Meta {
   tokenizer: { text: string; ids: number[] }[];

@@ -3,7 +3,7 @@ import {
   makeDisjointWindow,
   rollingWindows,
   utf8Bytes,
-} from '../../../core/metrics/bits-per-byte';
+} from '../../../../core/metrics/bits-per-byte';
 
 describe('lm-evaluation-harness rolling windows', () => {
   // Gold from lm-evaluation-harness tests/test_utils.py (test_get_rolling_token_windows_v1).

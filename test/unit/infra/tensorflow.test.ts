@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { ensureNativeTensorflow } from '../../infra/tensorflow';
+import { ensureNativeTensorflow } from '../../../infra/tensorflow';
 
 describe('ensureNativeTensorflow', () => {
   it('leaves tfjs-node with a loadable native binding, and a second call only checks it', async () => {
