@@ -7,8 +7,10 @@ import type { HfCheckpoint } from '../checkpoints/hf-folder';
  * transformers.js, maintained by Hugging Face, pure JS, reads tokenizer.json as-is: BPE, WordPiece, Unigram and
  * the normalizers/pre-tokenizers/post-processors around them).
  *
- * The package is ESM with a CommonJS build; TypeScript (module node16) only allows ESM types through a dynamic
- * import, so construction is async; `HfTokenizer` names the part of its `Tokenizer` class we use.
+ * The package is ESM with a CommonJS build in its exports map, so it loads both from tsc's output (a real dynamic
+ * import) and under jest/@swc (import() becomes require(), no transformIgnorePatterns needed). TypeScript (module
+ * node16) only allows an ESM package's types through a dynamic import, so construction is async; `HfTokenizer`
+ * names the part of its `Tokenizer` class we use.
  */
 interface HfTokenizer {
   encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
