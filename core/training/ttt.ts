@@ -22,6 +22,12 @@ export interface TTTOptions {
    * 0.1, GPT-Neo's 0). Default true; evaluation always runs without dropout.
    */
   dropout?: boolean;
+  /**
+   * Keep Adam's moments and step count across documents, as the reference does (its optimizer is built once per
+   * process), for side-by-side checks against it. Default false: every document starts from a fresh optimizer, so
+   * results do not depend on document order, worker or resumption.
+   */
+  carryOptimizer?: boolean;
 }
 
 /**
@@ -83,7 +89,16 @@ export class TTTTrainer {
     readonly model: CausalLM,
     opts: TTTOptions,
   ) {
-    this.o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1.0, dropout: true, ...opts };
+    this.o = {
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0.01,
+      maxGradNorm: 1.0,
+      dropout: true,
+      carryOptimizer: false,
+      ...opts,
+    };
     // Tied weights appear once: params holds each variable under one name.
     this.vars = [...new Set(model.params.values())];
     // The copy to reset to lives beside the weights, so a reset is a device-side assign, not a reload from disk.
@@ -103,10 +118,10 @@ export class TTTTrainer {
     this.t = 0;
   }
 
-  /** Restores the pretrained weights exactly and starts a fresh optimizer (between documents). */
+  /** Restores the pretrained weights exactly and (unless carryOptimizer) starts a fresh optimizer. */
   reset(): void {
     this.vars.forEach((p, i) => p.assign(this.pretrained[i] as tf.Tensor));
-    this.resetOptimizer();
+    if (!this.o.carryOptimizer) this.resetOptimizer();
   }
 
   /** One step on a chunk of token ids (length >= 2); returns the loss before the step. */
