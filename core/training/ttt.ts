@@ -35,7 +35,7 @@ export interface TTTOptions {
  *
  * The logits are (B*T, V) (50257 wide for GPT-2), so the loss is one custom-gradient op: autodiff through
  * logSumExp, a slice and a gather would make about ten extra passes over them (the max's mask, casts, pads, a
- * scatter); the closed form d/dlogits = (softmax - onehot(target)) * weight takes three. Every position is kept
+ * scatter); the closed form d/dlogits = (softmax - onehot(target)) * weight takes four. Every position is kept
  * and the last one of each row gets weight 0, which avoids copying the logits into a slice.
  */
 export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
@@ -128,8 +128,9 @@ export class TTTTrainer {
   step(chunk: readonly number[]): number {
     if (chunk.length < 2) throw new Error(`a training chunk needs at least 2 tokens, got ${chunk.length}`);
     if (this.m.length === 0) {
-      this.m = this.vars.map((p) => tf.variable(tf.zerosLike(p), false));
-      this.v = this.vars.map((p) => tf.variable(tf.zerosLike(p), false));
+      // Inside tidy: a variable shares its initial tensor's buffer, which would otherwise outlive the variable.
+      this.m = this.vars.map((p) => tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v = this.vars.map((p) => tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
     const ids = tf.tensor2d([Array.from(chunk)], [1, chunk.length], 'int32');
     this.model.training = this.o.dropout;

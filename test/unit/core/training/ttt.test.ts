@@ -31,7 +31,15 @@ describe('TTTTrainer', () => {
 
     trainer.reset();
     expect(lossOf()).toBe(initial);
-    expect(tf.memory().numTensors).toBeLessThan(baseline); // moments freed
+    const afterReset = tf.memory();
+    expect(afterReset.numTensors).toBeLessThan(baseline); // moments freed
+    // Whole documents (fresh moments, steps, reset) leave nothing behind either.
+    for (let doc = 0; doc < 3; doc++) {
+      trainer.step(tokens.slice(0, 32));
+      trainer.reset();
+    }
+    expect(tf.memory().numTensors).toBe(afterReset.numTensors);
+    expect(tf.memory().numBytes).toBe(afterReset.numBytes);
     trainer.dispose();
     ids.dispose();
     model.dispose();
