@@ -16,6 +16,8 @@ export interface HfCheckpoint {
   dir: string;
   config: HfConfig;
   weights: TensorMap;
+  /** The file the weights came from (model.safetensors, its shard index, or a .gguf file), for error messages. */
+  weightsFile: string;
   /** Parsed `tokenizer.json`, when the folder has one. */
   tokenizer?: unknown;
   tokenizerConfig?: Record<string, unknown>;
@@ -39,7 +41,9 @@ export async function loadHfCheckpoint(idOrDir: string, opts: LoadOptions = {}):
   const config = JSON.parse(await fs.readFile(configFile, 'utf8')) as HfConfig;
   if (typeof config.model_type !== 'string') throw new Error(`${configFile}: no model_type`);
   const weights = await readSafetensorsFolder(dir);
-  const checkpoint: HfCheckpoint = { dir, config, weights };
+  const single = path.join(dir, 'model.safetensors');
+  const weightsFile = existsSync(single) ? single : path.join(dir, 'model.safetensors.index.json');
+  const checkpoint: HfCheckpoint = { dir, config, weights, weightsFile };
   const tokenizerFile = path.join(dir, 'tokenizer.json');
   if (existsSync(tokenizerFile)) checkpoint.tokenizer = JSON.parse(await fs.readFile(tokenizerFile, 'utf8'));
   const tokenizerConfigFile = path.join(dir, 'tokenizer_config.json');

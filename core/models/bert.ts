@@ -111,7 +111,7 @@ export class BertModel extends PretrainedModel implements Encoder {
   readonly layers: BertLayer[] = [];
 
   static fromCheckpoint(ckpt: HfCheckpoint): BertModel {
-    return new BertModel(ckpt.config, ckpt.weights, ckpt.dir);
+    return new BertModel(ckpt.config, ckpt.weights, ckpt.weightsFile);
   }
 
   constructor(config: HfConfig, weights: TensorMap, source: string) {

@@ -135,7 +135,7 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
   training = false;
 
   static fromCheckpoint(ckpt: HfCheckpoint): GPT2LMHeadModel {
-    return new GPT2LMHeadModel(ckpt.config, ckpt.weights, ckpt.dir);
+    return new GPT2LMHeadModel(ckpt.config, ckpt.weights, ckpt.weightsFile);
   }
 
   constructor(config: HfConfig, weights: TensorMap, source: string) {

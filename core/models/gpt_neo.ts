@@ -114,7 +114,7 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
   training = false;
 
   static fromCheckpoint(ckpt: HfCheckpoint): GPTNeoForCausalLM {
-    return new GPTNeoForCausalLM(ckpt.config, ckpt.weights, ckpt.dir);
+    return new GPTNeoForCausalLM(ckpt.config, ckpt.weights, ckpt.weightsFile);
   }
 
   constructor(config: HfConfig, weights: TensorMap, source: string) {

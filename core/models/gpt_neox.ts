@@ -168,7 +168,7 @@ export class GPTNeoXForCausalLM extends PretrainedModel implements CausalLM {
   training = false;
 
   static fromCheckpoint(ckpt: HfCheckpoint): GPTNeoXForCausalLM {
-    return new GPTNeoXForCausalLM(ckpt.config, ckpt.weights, ckpt.dir);
+    return new GPTNeoXForCausalLM(ckpt.config, ckpt.weights, ckpt.weightsFile);
   }
 
   constructor(config: HfConfig, weights: TensorMap, source: string) {

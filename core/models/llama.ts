@@ -147,7 +147,7 @@ export class LlamaForCausalLM extends PretrainedModel implements CausalLM {
   training = false;
 
   static fromCheckpoint(ckpt: HfCheckpoint): LlamaForCausalLM {
-    return new LlamaForCausalLM(ckpt.config, ckpt.weights, ckpt.dir);
+    return new LlamaForCausalLM(ckpt.config, ckpt.weights, ckpt.weightsFile);
   }
 
   constructor(config: HfConfig, weights: TensorMap, source: string) {

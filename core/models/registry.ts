@@ -42,7 +42,7 @@ export interface Loaded<M> {
 export async function loadCausalLM(idOrDir: string, opts: ModelLoadOptions = {}): Promise<Loaded<CausalLM>> {
   await initBackend({ backend: opts.backend, log: opts.log });
   const ckpt = idOrDir.endsWith('.gguf')
-    ? { dir: idOrDir, ...ggufToHfCheckpoint(await readGgufFile(idOrDir), idOrDir) }
+    ? { dir: idOrDir, weightsFile: idOrDir, ...ggufToHfCheckpoint(await readGgufFile(idOrDir), idOrDir) }
     : await loadHfCheckpoint(idOrDir, opts);
   const cls = CAUSAL_LM_MODELS.get(ckpt.config.model_type);
   if (!cls) {

@@ -93,13 +93,13 @@ describe('checkpoint loading errors', () => {
     return dir;
   }
 
-  it('names the folder and tensor when a weight is missing', async () => {
+  it('names the weights file and tensor when a weight is missing', async () => {
     const dir = await copyFixture('tiny-gpt2');
     const ckpt = await loadHfCheckpoint(dir);
     ckpt.weights.delete('transformer.h.1.mlp.c_fc.bias');
     await fs.writeFile(path.join(dir, 'model.safetensors'), serializeSafetensors(ckpt.weights));
     await expect(loadCausalLM(dir)).rejects.toThrow(
-      `${dir}: tensor 'h.1.mlp.c_fc.bias' or 'transformer.h.1.mlp.c_fc.bias' is missing (model_type gpt2)`,
+      `${path.join(dir, 'model.safetensors')}: tensor 'h.1.mlp.c_fc.bias' or 'transformer.h.1.mlp.c_fc.bias' is missing (model_type gpt2)`,
     );
     await fs.rm(dir, { recursive: true });
   });
