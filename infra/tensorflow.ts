@@ -1,0 +1,212 @@
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * Native TensorFlow for @tensorflow/tfjs-node without Google's storage.
+ *
+ * tfjs-node's own install script downloads libtensorflow 2.9.1 from storage.googleapis.com, which these machines
+ * cannot reach, so package.json denies that script. Instead we take the two shared libraries and the C headers
+ * from PyPI's `tensorflow-cpu` wheel (they export every C API function the binding calls) and compile the binding
+ * against them with the package's own node-pre-gyp build, pointed at a local "custom binary".
+ */
+export const TENSORFLOW_WHEEL_VERSION = '2.21.0';
+const WHEEL_PACKAGE = 'tensorflow-cpu';
+
+/** Header folders the binding includes (directly or transitively), relative to the wheel's `tensorflow/include`. */
+const HEADER_PREFIXES = [
+  'tensorflow/c/',
+  'tensorflow/core/platform/ctstring',
+  'tsl/platform/ctstring',
+  'xla/tsl/c/tsl_status.h',
+];
+const LIBRARIES = ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2'];
+
+export interface EnsureNativeTensorflowOptions {
+  /** Per-machine cache for the downloaded wheel (e.g. ~/.cache/tttnn). */
+  cacheDir: string;
+  log: (line: string) => void;
+}
+
+/**
+ * Makes `require('@tensorflow/tfjs-node')` work with a native TensorFlow. Idempotent: returns at once when the
+ * compiled binding already exists and loads. A reinstall of node_modules wipes tfjs-node's `deps/`, so the
+ * project's setup calls this every time; the wheel stays in the cache.
+ */
+export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions): Promise<void> {
+  const { cacheDir, log } = opts;
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw new Error(
+      `native TensorFlow from the ${WHEEL_PACKAGE} wheel is set up for linux-x64 only, not ${process.platform}-${process.arch}`,
+    );
+  }
+  const pkgDir = path.dirname(require.resolve('@tensorflow/tfjs-node/package.json'));
+  const binding = bindingPath(pkgDir);
+  const loaded = await bindingLoads(pkgDir, binding);
+  if (loaded.ok) {
+    log(`native TensorFlow ${loaded.version} already built for tfjs-node (${path.relative(process.cwd(), binding)})`);
+    return;
+  }
+
+  const wheel = await ensureWheel(cacheDir, log);
+  const deps = path.join(pkgDir, 'deps');
+  log(
+    `extracting libtensorflow ${TENSORFLOW_WHEEL_VERSION} and its C headers from ${path.basename(wheel)} into ${deps}`,
+  );
+  await fs.rm(deps, { recursive: true, force: true });
+  await extractFromWheel(wheel, deps);
+
+  // The binding links -ltensorflow -ltensorflow_framework and install.js checks for libtensorflow.so.2.9.1 before
+  // deciding to build rather than download; all three names point at the wheel's libraries.
+  const lib = path.join(deps, 'lib');
+  await fs.symlink('libtensorflow_cc.so.2', path.join(lib, 'libtensorflow.so'));
+  await fs.symlink('libtensorflow_cc.so.2', path.join(lib, 'libtensorflow.so.2.9.1'));
+  await fs.symlink('libtensorflow_framework.so.2', path.join(lib, 'libtensorflow_framework.so'));
+  // A `tf-lib` entry without an `addon` entry makes install.js build the addon from source (no prebuilt fetch).
+  await fs.writeFile(
+    path.join(pkgDir, 'scripts', 'custom-binary.json'),
+    JSON.stringify({ 'tf-lib': `file://${wheel}` }, null, 2) + '\n',
+  );
+
+  log('compiling the tfjs-node binding against it (node-gyp, about 10 s)');
+  await fs.rm(path.dirname(binding), { recursive: true, force: true });
+  const nodeRoot = path.resolve(path.dirname(process.execPath), '..');
+  if (!existsSync(path.join(nodeRoot, 'include', 'node', 'node_api.h'))) {
+    throw new Error(`Node's headers are missing under ${nodeRoot}/include/node (install the nodejs headers package)`);
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    // Without a local nodedir node-gyp downloads Node's headers from nodejs.org.
+    npm_config_nodedir: nodeRoot,
+    npm_config_node_gyp: findNodeGyp(nodeRoot),
+    PATH: [path.join(pkgDir, 'node_modules', '.bin'), path.join(pkgDir, '..', '..', '.bin'), process.env.PATH].join(
+      path.delimiter,
+    ),
+  };
+  try {
+    await run(process.execPath, ['scripts/install.js'], { cwd: pkgDir, env, maxBuffer: 64 * 1024 * 1024 });
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; message: string };
+    const detail = `${e.stdout ?? ''}\n${e.stderr ?? e.message}`.trim().split('\n').slice(-5).join(' | ');
+    throw new Error(`could not build the tfjs-node binding in ${pkgDir}: ${detail}`);
+  }
+  const after = await bindingLoads(pkgDir, binding);
+  if (!after.ok) throw new Error(`tfjs-node binding built at ${binding} but does not load: ${after.error}`);
+  log(`native TensorFlow ${after.version} ready for tfjs-node`);
+}
+
+function bindingPath(pkgDir: string): string {
+  const pkg = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as {
+    binary: { module_path: string; napi_versions: number[] };
+  };
+  // node-pre-gyp builds for the highest N-API version that both the package and this Node support.
+  const napi = Math.max(...pkg.binary.napi_versions.filter((v) => v <= Number(process.versions.napi)));
+  return path.join(pkgDir, pkg.binary.module_path.replace('{napi_build_version}', String(napi)), 'tfjs_binding.node');
+}
+
+/** Loads the binding in a child process, so that a broken library cannot take this process down. */
+async function bindingLoads(
+  pkgDir: string,
+  binding: string,
+): Promise<{ ok: true; version: string } | { ok: false; error: string }> {
+  if (!existsSync(binding)) return { ok: false, error: 'not built' };
+  try {
+    const { stdout } = await run(
+      process.execPath,
+      ['-e', `process.stdout.write(String(require(${JSON.stringify(binding)}).TF_Version))`],
+      { cwd: pkgDir },
+    );
+    return { ok: true, version: stdout.trim() };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message.split('\n').slice(-3).join(' | ') };
+  }
+}
+
+async function ensureWheel(cacheDir: string, log: (line: string) => void): Promise<string> {
+  const dir = path.join(cacheDir, `${WHEEL_PACKAGE}-${TENSORFLOW_WHEEL_VERSION}`);
+  const existing = await findWheel(dir);
+  if (existing) return existing;
+  log(`downloading ${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION} from PyPI (~270 MB) into ${dir}`);
+  await fs.mkdir(dir, { recursive: true });
+  try {
+    await run(
+      'python3',
+      [
+        '-m',
+        'pip',
+        'download',
+        '--quiet',
+        '--disable-pip-version-check',
+        '--no-deps',
+        '--only-binary=:all:',
+        '-d',
+        dir,
+        `${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION}`,
+      ],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(
+      `could not pip download ${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION} (needs python3 with pip and PyPI): ${(e.stderr ?? e.message).trim()}`,
+    );
+  }
+  const wheel = await findWheel(dir);
+  if (!wheel) throw new Error(`pip download finished but no ${WHEEL_PACKAGE} wheel is in ${dir}`);
+  return wheel;
+}
+
+async function findWheel(dir: string): Promise<string | undefined> {
+  if (!existsSync(dir)) return undefined;
+  const prefix = `${WHEEL_PACKAGE.replace('-', '_')}-${TENSORFLOW_WHEEL_VERSION}-`;
+  const name = (await fs.readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
+  return name === undefined ? undefined : path.join(dir, name);
+}
+
+/** A wheel is a zip; Python's zipfile (pip needs Python anyway) extracts just the members we need. */
+async function extractFromWheel(wheel: string, deps: string): Promise<void> {
+  const script = `
+import os, sys, zipfile
+wheel, deps, libs, prefixes = sys.argv[1], sys.argv[2], sys.argv[3].split(','), sys.argv[4].split(',')
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.endswith('/'):
+            continue
+        if name.startswith('tensorflow/') and os.path.basename(name) in libs and name.count('/') == 1:
+            dest = os.path.join(deps, 'lib', os.path.basename(name))
+        elif name.startswith('tensorflow/include/') and any(name[len('tensorflow/include/'):].startswith(p) for p in prefixes):
+            dest = os.path.join(deps, 'include', name[len('tensorflow/include/'):])
+        else:
+            continue
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with z.open(name) as src, open(dest, 'wb') as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+`;
+  await run('python3', ['-c', script, wheel, deps, LIBRARIES.join(','), HEADER_PREFIXES.join(',')]);
+  for (const lib of LIBRARIES) {
+    if (!existsSync(path.join(deps, 'lib', lib))) throw new Error(`${path.basename(wheel)} has no tensorflow/${lib}`);
+  }
+  if (!existsSync(path.join(deps, 'include', 'tensorflow', 'c', 'c_api.h'))) {
+    throw new Error(`${path.basename(wheel)} has no tensorflow/include/tensorflow/c/c_api.h`);
+  }
+}
+
+/** node-pre-gyp needs node-gyp; npm ships one beside itself, so no extra dependency is needed. */
+function findNodeGyp(nodeRoot: string): string {
+  const candidates = [
+    path.join(nodeRoot, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    path.join(nodeRoot, 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  ];
+  try {
+    candidates.unshift(require.resolve('node-gyp/bin/node-gyp.js'));
+  } catch {
+    // not installed locally: use npm's copy
+  }
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new Error(`node-gyp not found (looked in ${candidates.join(', ')})`);
+  return found;
+}

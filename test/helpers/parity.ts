@@ -1,0 +1,51 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { readSafetensorsFile, type TensorMap } from '../../core/checkpoints/safetensors';
+
+/** Fixtures written by scripts/parity/make_fixtures.py (PyTorch + transformers). */
+export const FIXTURES = path.join(__dirname, '..', 'fixtures', 'models');
+
+export interface Fixture<M> {
+  dir: string;
+  tensors: TensorMap;
+  meta: M;
+}
+
+export async function loadFixture<M>(name: string): Promise<Fixture<M>> {
+  const dir = path.join(FIXTURES, name);
+  const tensors = await readSafetensorsFile(path.join(dir, 'parity.safetensors'));
+  const meta = JSON.parse(await fs.readFile(path.join(dir, 'parity.json'), 'utf8')) as M;
+  return { dir, tensors, meta };
+}
+
+export function fixtureTensor(f: Fixture<unknown>, name: string): { shape: number[]; data: Float32Array } {
+  const t = f.tensors.get(name);
+  if (!t) throw new Error(`${f.dir}/parity.safetensors has no ${name}`);
+  return t;
+}
+
+/** Integer ids stored as float32 in the fixture, as an int32 tensor of the stored shape. */
+export function idsTensor(f: Fixture<unknown>, name: string): tf.Tensor2D {
+  const t = fixtureTensor(f, name);
+  return tf.tensor2d(Int32Array.from(t.data), t.shape as [number, number], 'int32');
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)));
+  return max;
+}
+
+export function maxAbs(a: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] as number));
+  return max;
+}
+
+/** Collects the figures each parity test reaches, printed once per file so runs document them. */
+export function report(name: string, figures: Record<string, number>): void {
+  const parts = Object.entries(figures).map(([k, v]) => `${k}=${v.toExponential(2)}`);
+  process.stdout.write(`[parity] ${name}: ${parts.join(' ')}\n`);
+}

@@ -1,0 +1,36 @@
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../../core/backend';
+
+describe('initBackend', () => {
+  it('uses native TensorFlow when its binding loads and reports its version', async () => {
+    const lines: string[] = [];
+    const info = await initBackend({ log: (l) => lines.push(l) });
+    expect(tf.getBackend()).toBe(info.name);
+    if (info.name === 'tensorflow') {
+      expect(info.tfVersion).toMatch(/^2\.\d+\.\d+/);
+    } else {
+      expect(lines.some((l) => l.includes('ensureNativeTensorflow'))).toBe(true);
+    }
+    expect(lines.at(-1)).toContain(`tfjs backend: ${info.name}`);
+  });
+
+  it('can be forced to the pure-JS backend, which computes the same matmul', async () => {
+    const a = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    const native = tf.matMul(a, a).arraySync();
+    const info = await initBackend({ backend: 'cpu', log: () => undefined });
+    expect(info.name).toBe('cpu');
+    expect(tf.getBackend()).toBe('cpu');
+    const b = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    expect(tf.matMul(b, b).arraySync()).toEqual(native);
+    expect(native).toEqual([
+      [7, 10],
+      [15, 22],
+    ]);
+  });
+});

@@ -1,0 +1,106 @@
+import { parseGguf } from '../../../../core/checkpoints/gguf';
+
+/** A GGUF v3 file: metadata (u32, f32, string, string array) and tensors, laid out as the format specifies. */
+function ggufFile(tensors: { name: string; dims: number[]; type: number; data: Buffer }[]): Buffer {
+  const parts: Buffer[] = [];
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    parts.push(b);
+  };
+  const u64 = (v: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    parts.push(b);
+  };
+  const str = (s: string) => {
+    u64(Buffer.byteLength(s));
+    parts.push(Buffer.from(s));
+  };
+  parts.push(Buffer.from('GGUF'));
+  u32(3);
+  u64(tensors.length);
+  u64(4);
+  str('general.architecture');
+  u32(8);
+  str('llama');
+  str('llama.block_count');
+  u32(4);
+  u32(30);
+  str('llama.rope.freq_base');
+  u32(6);
+  const f = Buffer.alloc(4);
+  f.writeFloatLE(100000);
+  parts.push(f);
+  str('tokenizer.ggml.tokens');
+  u32(9);
+  u32(8);
+  u64(2);
+  str('<|endoftext|>');
+  str('Ġthe');
+  let offset = 0;
+  for (const t of tensors) {
+    str(t.name);
+    u32(t.dims.length);
+    t.dims.forEach(u64);
+    u32(t.type);
+    u64(offset);
+    offset += Math.ceil(t.data.length / 32) * 32;
+  }
+  let header = Buffer.concat(parts);
+  header = Buffer.concat([header, Buffer.alloc((32 - (header.length % 32)) % 32)]);
+  const data = tensors.map((t) => Buffer.concat([t.data, Buffer.alloc((32 - (t.data.length % 32)) % 32)]));
+  return Buffer.concat([header, ...data]);
+}
+
+const half = (v: number) => {
+  // Exact f16 encodings of the few values used below.
+  const table: Record<number, number> = { 0.5: 0x3800, 0.25: 0x3400, [-1]: 0xbc00, 2: 0x4000 };
+  return table[v] as number;
+};
+
+describe('GGUF', () => {
+  it('reads metadata and dequantizes F32, Q8_0 and Q4_1 blocks, reversing ggml dims to PyTorch order', () => {
+    const f32 = Buffer.alloc(24);
+    [1, 2, 3, 4, 5, 6].forEach((v, i) => f32.writeFloatLE(v, 4 * i));
+    // Q8_0: d = 0.5, q = -16..15  ->  x = q * d
+    const q8 = Buffer.alloc(34);
+    q8.writeUInt16LE(half(0.5), 0);
+    for (let j = 0; j < 32; j++) q8.writeInt8(j - 16, 2 + j);
+    // Q4_1: d = 0.25, m = -1; byte j holds element j (low nibble) and j + 16 (high nibble)  ->  x = q * d + m
+    const q41 = Buffer.alloc(20);
+    q41.writeUInt16LE(half(0.25), 0);
+    q41.writeUInt16LE(half(-1), 2);
+    for (let j = 0; j < 16; j++) q41.writeUInt8((j & 0x0f) | ((15 - j) << 4), 4 + j);
+
+    const file = parseGguf(
+      ggufFile([
+        { name: 'a', dims: [3, 2], type: 0, data: f32 },
+        { name: 'b', dims: [32], type: 8, data: q8 },
+        { name: 'c', dims: [16, 2], type: 3, data: q41 },
+      ]),
+    );
+    expect(file.version).toBe(3);
+    expect(file.metadata.get('general.architecture')).toBe('llama');
+    expect(file.metadata.get('llama.block_count')).toBe(30);
+    expect(file.metadata.get('llama.rope.freq_base')).toBe(100000);
+    expect(file.metadata.get('tokenizer.ggml.tokens')).toEqual(['<|endoftext|>', 'Ġthe']);
+
+    expect(file.tensors.get('a')?.shape).toEqual([2, 3]);
+    expect(Array.from(file.tensors.get('a')?.data ?? [])).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(file.tensors.get('b')?.data ?? [])).toEqual(Array.from({ length: 32 }, (_, j) => (j - 16) * 0.5));
+    const c = file.tensors.get('c');
+    expect(c?.shape).toEqual([2, 16]);
+    const want = [
+      ...Array.from({ length: 16 }, (_, j) => j * 0.25 - 1),
+      ...Array.from({ length: 16 }, (_, j) => (15 - j) * 0.25 - 1),
+    ];
+    expect(Array.from(c?.data ?? [])).toEqual(want);
+  });
+
+  it('rejects files that are not GGUF or are truncated', () => {
+    expect(() => parseGguf(Buffer.from('GGML0000'), 'x.gguf')).toThrow('x.gguf: not a GGUF file (bad magic)');
+    const ok = ggufFile([{ name: 'a', dims: [2], type: 0, data: Buffer.alloc(8) }]);
+    expect(() => parseGguf(ok.subarray(0, ok.length - 28), 'y.gguf')).toThrow(/y\.gguf: tensor a extends past the end/);
+  });
+});
