@@ -1,9 +1,12 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Config, ConfigError, loadConfig, redact } from '../core/config';
 import { infraDown, infraStatus, infraUp } from '../infra/local-infra';
+import { ensureMiniLM, ensureSmolLM2 } from '../infra/models';
+import { ensureNativeTensorflow } from '../infra/tensorflow';
 import { ensureTemporalCli, ensureVersitygw } from '../infra/tools';
 import { type RunningWorkers, runWorkers, startWorkers } from '../workers/worker';
 import { runDemo } from './demo';
+import { lmBitsPerByte, lmTestTimeTraining } from './lm-command';
 import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
 import { connectClient } from './temporal-client';
 import { taskQueueName } from '../workflows/shared';
@@ -35,6 +38,9 @@ program
     const c = cfg();
     log(`temporal: ${await ensureTemporalCli(c.toolsDir, log)}`);
     log(`versitygw: ${await ensureVersitygw(c.toolsDir, log)}`);
+    await ensureNativeTensorflow({ cacheDir: c.toolsDir, log });
+    log(`all-MiniLM-L6-v2: ${await ensureMiniLM(c.toolsDir, log)}`);
+    log(`SmolLM2-135M: ${await ensureSmolLM2(c.toolsDir, log)}`);
   });
 
 const infra = program.command('infra').description('local Temporal dev server and S3-compatible server on 127.0.0.1');
@@ -97,6 +103,37 @@ program
       await client.connection.close();
     }
   });
+
+const lm = program.command('lm').description('language-model tools: bits per byte and TTT-NN on local documents');
+lm.command('bpb')
+  .description('bits per byte of a text file (lm-evaluation-harness rolling windows)')
+  .option('-m, --model <model>', 'smollm2-135m, a .gguf file, an HF folder or a Hub id', 'smollm2-135m')
+  .requiredOption('-f, --file <path>', 'the document (UTF-8 text)')
+  .option('--max-length <n>', 'context length of each window', (v) => positiveInt(v, '--max-length'), 512)
+  .action(async (opts: { model: string; file: string; maxLength: number }) => lmBitsPerByte(cfg(), opts, log));
+lm.command('ttt')
+  .description('TTT-NN on one document: one step per chunk of each neighbor, bits/byte after each, then reset')
+  .option('-m, --model <model>', 'smollm2-135m, a .gguf file, an HF folder or a Hub id', 'smollm2-135m')
+  .requiredOption('-d, --doc <path>', 'the test document (UTF-8 text)')
+  .requiredOption('-n, --neighbors <paths...>', 'neighbor documents, nearest first')
+  .option('--max-length <n>', 'training chunk and evaluation window length', (v) => positiveInt(v, '--max-length'), 512)
+  .option('--lr <rate>', 'AdamW learning rate (the paper: 2e-5 for GPT-2)', (v) => positiveFloat(v, '--lr'), 2e-5)
+  .action(async (opts: { model: string; doc: string; neighbors: string[]; maxLength: number; lr: number }) =>
+    lmTestTimeTraining(cfg(), opts, log),
+  );
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`${flag} must be a positive integer, not ${value}`);
+  return n;
+}
+
+function positiveFloat(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive number, not ${value}`);
+  return n;
+}
 
 program
   .command('demo')

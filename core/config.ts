@@ -37,6 +37,8 @@ export const configSchema = z.strictObject({
   home: z.string().default(path.join(repoRoot, '.tttnn')),
   /** Where pinned tool binaries are cached; shared by every clone on this machine. */
   toolsDir: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tttnn')),
+  /** TensorFlow.js backend of model work: native TensorFlow when its binding loads, else WASM, else JS. */
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   temporal: z
     .strictObject({
       address: z.string().default('127.0.0.1:7233'),
@@ -86,6 +88,9 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** TTTNN_ variables that steer the process rather than configure it. */
+const PROCESS_VARIABLES = new Set(['TTTNN_CONFIG', 'TTTNN_DEBUG', 'TTTNN_LOG_LEVEL']);
 type ConfigInput = z.input<typeof configSchema>;
 
 export class ConfigError extends Error {
@@ -105,7 +110,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const file = options.file ?? env.TTTNN_CONFIG ?? (existsSync('tttnn.config.json') ? 'tttnn.config.json' : undefined);
   const raw: Record<string, unknown> = file ? readConfigFile(file) : {};
   for (const [key, value] of Object.entries(env)) {
-    if (!key.startsWith('TTTNN_') || key === 'TTTNN_CONFIG' || value === undefined) continue;
+    if (!key.startsWith('TTTNN_') || PROCESS_VARIABLES.has(key) || value === undefined) continue;
     setPath(raw, envKeyToPath(key.slice('TTTNN_'.length)), value, `environment variable ${key}`);
   }
   for (const assignment of options.overrides ?? []) {

@@ -1,10 +1,9 @@
-import os from 'node:os';
-import path from 'node:path';
+import { testConfig } from '../../test-config';
 import { ensureNativeTensorflow } from '../../../infra/tensorflow';
 
 describe('ensureNativeTensorflow', () => {
   it('leaves tfjs-node with a loadable native binding, and a second call only checks it', async () => {
-    const cacheDir = process.env.TTTNN_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tttnn');
+    const cacheDir = testConfig().toolsDir;
     const lines: string[] = [];
     await ensureNativeTensorflow({ cacheDir, log: (l) => lines.push(l) });
     const second: string[] = [];

