@@ -1,6 +1,8 @@
 import { promises as fs } from 'node:fs';
 import type { Config } from '../core/config';
+import { fetchModelFromStore } from '../core/checkpoints/from-store';
 import { bitsPerByte } from '../core/metrics/bits-per-byte';
+import { openStore } from '../core/store/open-store';
 import { loadCausalLM } from '../core/models/registry';
 import { TTTTrainer, runDocument } from '../core/training/ttt';
 import { ensureSmolLM2 } from '../infra/models';
@@ -15,8 +17,21 @@ export interface LmOptions {
   maxLength: number;
 }
 
+/** A named model, an `s3://` location (copied to the local cache once), or a local path / Hub id as given. */
+async function locate(config: Config, model: string, log: (line: string) => void): Promise<string> {
+  const named = NAMED_MODELS[model];
+  if (named) return named(config, log);
+  if (model.startsWith('s3://')) {
+    const slash = model.indexOf('/', 's3://'.length);
+    const bucket = slash === -1 ? model : model.slice(0, slash);
+    const key = slash === -1 ? '' : model.slice(slash + 1);
+    return fetchModelFromStore(openStore(bucket, config), key, config.toolsDir);
+  }
+  return model;
+}
+
 async function load(config: Config, options: LmOptions, log: (line: string) => void) {
-  const location = NAMED_MODELS[options.model] ? await NAMED_MODELS[options.model]!(config, log) : options.model;
+  const location = await locate(config, options.model, log);
   const loaded = await loadCausalLM(location, { log, backend: config.backend });
   const eot = loaded.tokenizer.specialTokenId('eos_token');
   if (eot === undefined) throw new Error(`${location}: the tokenizer names no eos_token to start evaluation windows`);

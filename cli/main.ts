@@ -107,13 +107,21 @@ program
 const lm = program.command('lm').description('language-model tools: bits per byte and TTT-NN on local documents');
 lm.command('bpb')
   .description('bits per byte of a text file (lm-evaluation-harness rolling windows)')
-  .option('-m, --model <model>', 'smollm2-135m, a .gguf file, an HF folder or a Hub id', 'smollm2-135m')
+  .option(
+    '-m, --model <model>',
+    'smollm2-135m, a .gguf file or HF folder (local or s3://), or a Hub id',
+    'smollm2-135m',
+  )
   .requiredOption('-f, --file <path>', 'the document (UTF-8 text)')
   .option('--max-length <n>', 'context length of each window', (v) => positiveInt(v, '--max-length'), 512)
   .action(async (opts: { model: string; file: string; maxLength: number }) => lmBitsPerByte(cfg(), opts, log));
 lm.command('ttt')
   .description('TTT-NN on one document: one step per chunk of each neighbor, bits/byte after each, then reset')
-  .option('-m, --model <model>', 'smollm2-135m, a .gguf file, an HF folder or a Hub id', 'smollm2-135m')
+  .option(
+    '-m, --model <model>',
+    'smollm2-135m, a .gguf file or HF folder (local or s3://), or a Hub id',
+    'smollm2-135m',
+  )
   .requiredOption('-d, --doc <path>', 'the test document (UTF-8 text)')
   .requiredOption('-n, --neighbors <paths...>', 'neighbor documents, nearest first')
   .option('--max-length <n>', 'training chunk and evaluation window length', (v) => positiveInt(v, '--max-length'), 512)

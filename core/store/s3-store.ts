@@ -13,6 +13,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../config';
 import { type ArtifactStore, type ObjectInfo, StoreError, checkKey } from './artifact-store';
+import { sha256OfFile } from './sha256';
 
 // The SDK warns at every start that its releases after January 2027 need Node 22; ours is pinned.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -204,10 +205,4 @@ export class S3Store implements ArtifactStore {
       status === undefined || status >= 500 || status === 429,
     );
   }
-}
-
-export async function sha256OfFile(localPath: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(localPath)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
