@@ -6,6 +6,16 @@ import { readSafetensorsFile, type TensorMap } from '../../core/checkpoints/safe
 /** Fixtures written by scripts/parity/make_fixtures.py (PyTorch + transformers). */
 export const FIXTURES = path.join(__dirname, '..', 'fixtures', 'models');
 
+/** What the causal-LM fixtures of make_fixtures.py record beside their tensors (the tiny models add `ttt`). */
+export interface CausalParityMeta {
+  tokenizer: { text: string; ids: number[] }[];
+  document: string;
+  document_ids: number[];
+  eot: number;
+  max_length: number;
+  bpb: { nll_nats: number; bytes: number; bits_per_byte: number };
+}
+
 export interface Fixture<M> {
   dir: string;
   tensors: TensorMap;

