@@ -1,17 +1,13 @@
 import { promises as fs } from 'node:fs';
+import { gguf, type MetadataValue } from '@huggingface/gguf';
 import { halfToFloat, type TensorMap } from './safetensors';
 
 /**
- * GGUF reader (llama.cpp's format, version 2/3), dequantizing to float32 (the engine computes in float32, as
- * transformers does when it loads a GGUF file).
- *
- *   "GGUF" u32 version | u64 tensor_count | u64 kv_count | kv pairs | tensor infos | padding | tensor data
- *   kv: string key, u32 type, value;  tensor info: string name, u32 n_dims, u64 dims[n_dims], u32 ggml_type,
- *   u64 offset (from the aligned start of the data section; alignment = general.alignment or 32)
- *
- * Dims are ggml's (fastest-varying first), so the PyTorch shape is their reverse.
+ * GGUF checkpoints (llama.cpp's format), dequantized to float32: the engine computes in float32, as transformers
+ * does when it loads a GGUF file. @huggingface/gguf parses the header, metadata and tensor table; we read the
+ * tensor data and dequantize it. Dims are ggml's (fastest-varying first), so the PyTorch shape is their reverse.
  */
-export type GgufValue = number | bigint | boolean | string | GgufValue[];
+export type GgufValue = MetadataValue;
 
 export interface GgufFile {
   version: number;
@@ -30,114 +26,40 @@ const GGML_TYPES: Record<number, { name: string; blockSize: number; blockBytes: 
   30: { name: 'BF16', blockSize: 1, blockBytes: 2 },
 };
 
-class Reader {
-  pos = 0;
-  constructor(
-    readonly buf: Buffer,
-    readonly file: string,
-  ) {}
-  u8 = () => this.buf.readUInt8(this.adv(1));
-  i8 = () => this.buf.readInt8(this.adv(1));
-  u16 = () => this.buf.readUInt16LE(this.adv(2));
-  i16 = () => this.buf.readInt16LE(this.adv(2));
-  u32 = () => this.buf.readUInt32LE(this.adv(4));
-  i32 = () => this.buf.readInt32LE(this.adv(4));
-  f32 = () => this.buf.readFloatLE(this.adv(4));
-  f64 = () => this.buf.readDoubleLE(this.adv(8));
-  u64 = () => this.buf.readBigUInt64LE(this.adv(8));
-  i64 = () => this.buf.readBigInt64LE(this.adv(8));
-  /** u64 values that must be sizes or offsets. */
-  size = () => {
-    const v = this.u64();
-    if (v > BigInt(Number.MAX_SAFE_INTEGER))
-      throw new Error(`${this.file}: size ${v} at byte ${this.pos - 8} is too large`);
-    return Number(v);
-  };
-  str = () => {
-    const n = this.size();
-    return this.buf.toString('utf8', this.adv(n), this.pos);
-  };
-  private adv(n: number): number {
-    const at = this.pos;
-    if (at + n > this.buf.length) throw new Error(`${this.file}: truncated at byte ${at}`);
-    this.pos += n;
-    return at;
-  }
+/** The header fields @huggingface/gguf puts beside the key/value metadata. */
+const HEADER_FIELDS = new Set(['version', 'tensor_count', 'kv_count']);
 
-  value(type: number): GgufValue {
-    switch (type) {
-      case 0:
-        return this.u8();
-      case 1:
-        return this.i8();
-      case 2:
-        return this.u16();
-      case 3:
-        return this.i16();
-      case 4:
-        return this.u32();
-      case 5:
-        return this.i32();
-      case 6:
-        return this.f32();
-      case 7:
-        return this.u8() !== 0;
-      case 8:
-        return this.str();
-      case 9: {
-        const itemType = this.u32();
-        const n = this.size();
-        const items: GgufValue[] = new Array<GgufValue>(n);
-        for (let i = 0; i < n; i++) items[i] = this.value(itemType);
-        return items;
-      }
-      case 10:
-        return this.u64();
-      case 11:
-        return this.i64();
-      case 12:
-        return this.f64();
-      default:
-        throw new Error(`${this.file}: unknown metadata value type ${type} at byte ${this.pos}`);
-    }
-  }
-}
-
-export function parseGguf(buf: Buffer, file = '<buffer>'): GgufFile {
-  const r = new Reader(buf, file);
+export async function readGgufFile(file: string): Promise<GgufFile> {
+  const buf = await fs.readFile(file);
   if (buf.toString('latin1', 0, 4) !== 'GGUF') throw new Error(`${file}: not a GGUF file (bad magic)`);
-  r.pos = 4;
-  const version = r.u32();
+  let header: Awaited<ReturnType<typeof gguf>>;
+  try {
+    header = await gguf(file, { allowLocalFile: true });
+  } catch (err) {
+    throw new Error(`${file}: corrupt GGUF header (${(err as Error).message})`);
+  }
+  const version = Number(header.metadata.version);
   if (version !== 2 && version !== 3) throw new Error(`${file}: GGUF version ${version} is not supported (2 or 3)`);
-  const tensorCount = r.size();
-  const kvCount = r.size();
   const metadata = new Map<string, GgufValue>();
-  for (let i = 0; i < kvCount; i++) {
-    const key = r.str();
-    metadata.set(key, r.value(r.u32()));
-  }
-  const infos: { name: string; dims: number[]; type: number; offset: number }[] = [];
-  for (let i = 0; i < tensorCount; i++) {
-    const name = r.str();
-    const nDims = r.u32();
-    const dims = Array.from({ length: nDims }, () => r.size());
-    infos.push({ name, dims, type: r.u32(), offset: r.size() });
-  }
-  const alignment = Number(metadata.get('general.alignment') ?? 32);
-  const dataStart = Math.ceil(r.pos / alignment) * alignment;
+  for (const [key, value] of Object.entries(header.metadata) as [string, GgufValue][])
+    if (!HEADER_FIELDS.has(key)) metadata.set(key, value);
 
+  // The parser reads past the end of a truncated file without complaint, so every extent is checked here.
+  const dataStart = Number(header.tensorDataOffset);
+  if (dataStart > buf.length) throw new Error(`${file}: truncated (the header ends past byte ${buf.length})`);
   const tensors: TensorMap = new Map();
-  for (const info of infos) {
-    const t = GGML_TYPES[info.type];
-    if (!t) throw new Error(`${file}: tensor ${info.name} has unsupported ggml type ${info.type}`);
-    const count = info.dims.reduce((a, b) => a * b, 1);
-    if (count % t.blockSize !== 0)
+  for (const info of header.tensorInfos) {
+    const t = GGML_TYPES[info.dtype];
+    if (!t) throw new Error(`${file}: tensor ${info.name} has unsupported ggml type ${info.dtype}`);
+    const dims = info.shape.map(Number);
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(count) || count % t.blockSize !== 0)
       throw new Error(`${file}: tensor ${info.name} is not a whole number of ${t.name} blocks`);
-    const begin = dataStart + info.offset;
+    const begin = dataStart + Number(info.offset);
     const end = begin + (count / t.blockSize) * t.blockBytes;
-    if (end > buf.length) throw new Error(`${file}: tensor ${info.name} extends past the end of the file`);
-    const data = dequantize(buf.subarray(begin, end), info.type, count);
-    tensors.set(info.name, { shape: [...info.dims].reverse(), dtype: t.name, data });
+    if (end > buf.length) throw new Error(`${file}: truncated (tensor ${info.name} extends past the end of the file)`);
+    const data = dequantize(buf.subarray(begin, end), info.dtype, count);
+    tensors.set(info.name, { shape: dims.reverse(), dtype: t.name, data });
   }
   return { version, metadata, tensors };
 }
@@ -189,10 +111,6 @@ function dequantize(bytes: Buffer, type: number, count: number): Float32Array {
       throw new Error(`unsupported ggml type ${type}`);
   }
   return out;
-}
-
-export async function readGgufFile(file: string): Promise<GgufFile> {
-  return parseGguf(await fs.readFile(file), file);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

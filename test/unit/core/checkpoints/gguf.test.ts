@@ -1,7 +1,14 @@
-import { parseGguf } from '../../../../core/checkpoints/gguf';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readGgufFile } from '../../../../core/checkpoints/gguf';
+import { loadCausalLM } from '../../../../core/models/registry';
 
 /** A GGUF v3 file: metadata (u32, f32, string, string array) and tensors, laid out as the format specifies. */
-function ggufFile(tensors: { name: string; dims: number[]; type: number; data: Buffer }[]): Buffer {
+function ggufFile(
+  tensors: { name: string; dims: number[]; type: number; data: Buffer }[],
+  architecture = 'llama',
+): Buffer {
   const parts: Buffer[] = [];
   const u32 = (v: number) => {
     const b = Buffer.alloc(4);
@@ -23,7 +30,7 @@ function ggufFile(tensors: { name: string; dims: number[]; type: number; data: B
   u64(4);
   str('general.architecture');
   u32(8);
-  str('llama');
+  str(architecture);
   str('llama.block_count');
   u32(4);
   u32(30);
@@ -59,8 +66,20 @@ const half = (v: number) => {
   return table[v] as number;
 };
 
+let dir: string;
+beforeAll(async () => void (dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-gguf-'))));
+afterAll(() => fs.rm(dir, { recursive: true, force: true }));
+
+async function write(name: string, bytes: Buffer): Promise<string> {
+  const file = path.join(dir, name);
+  await fs.writeFile(file, bytes);
+  return file;
+}
+
+const oneTensor = () => ggufFile([{ name: 'a', dims: [2], type: 0, data: Buffer.alloc(8) }]);
+
 describe('GGUF', () => {
-  it('reads metadata and dequantizes F32, Q8_0 and Q4_1 blocks, reversing ggml dims to PyTorch order', () => {
+  it('reads metadata and dequantizes F32, Q8_0 and Q4_1 blocks, reversing ggml dims to PyTorch order', async () => {
     const f32 = Buffer.alloc(24);
     [1, 2, 3, 4, 5, 6].forEach((v, i) => f32.writeFloatLE(v, 4 * i));
     // Q8_0: d = 0.5, q = -16..15  ->  x = q * d
@@ -73,12 +92,15 @@ describe('GGUF', () => {
     q41.writeUInt16LE(half(-1), 2);
     for (let j = 0; j < 16; j++) q41.writeUInt8((j & 0x0f) | ((15 - j) << 4), 4 + j);
 
-    const file = parseGguf(
-      ggufFile([
-        { name: 'a', dims: [3, 2], type: 0, data: f32 },
-        { name: 'b', dims: [32], type: 8, data: q8 },
-        { name: 'c', dims: [16, 2], type: 3, data: q41 },
-      ]),
+    const file = await readGgufFile(
+      await write(
+        'blocks.gguf',
+        ggufFile([
+          { name: 'a', dims: [3, 2], type: 0, data: f32 },
+          { name: 'b', dims: [32], type: 8, data: q8 },
+          { name: 'c', dims: [16, 2], type: 3, data: q41 },
+        ]),
+      ),
     );
     expect(file.version).toBe(3);
     expect(file.metadata.get('general.architecture')).toBe('llama');
@@ -98,9 +120,35 @@ describe('GGUF', () => {
     expect(Array.from(c?.data ?? [])).toEqual(want);
   });
 
-  it('rejects files that are not GGUF or are truncated', () => {
-    expect(() => parseGguf(Buffer.from('GGML0000'), 'x.gguf')).toThrow('x.gguf: not a GGUF file (bad magic)');
-    const ok = ggufFile([{ name: 'a', dims: [2], type: 0, data: Buffer.alloc(8) }]);
-    expect(() => parseGguf(ok.subarray(0, ok.length - 28), 'y.gguf')).toThrow(/y\.gguf: tensor a extends past the end/);
+  // Each bad file fails the model load with one line that names the file.
+  it.each([
+    [
+      'wrong magic',
+      () => Buffer.concat([Buffer.from('GGML'), oneTensor().subarray(4)]),
+      /: not a GGUF file \(bad magic\)$/,
+    ],
+    ['truncated data', () => oneTensor().subarray(0, oneTensor().length - 28), /: truncated \(tensor a extends past/],
+    ['truncated header', () => oneTensor().subarray(0, 60), /: (truncated|corrupt GGUF header)/],
+    [
+      'corrupt header',
+      () => Buffer.concat([oneTensor().subarray(0, 8), Buffer.alloc(64, 0xff)]),
+      /: corrupt GGUF header \(/,
+    ],
+    ['unsupported version', () => Buffer.from(oneTensor()).fill(7, 4, 5), /: corrupt GGUF header \(.*version/],
+    ['unknown architecture', () => ggufFile([], 'mamba'), /: GGUF architecture mamba is not supported \(llama only\)$/],
+    [
+      'unsupported tensor type',
+      () => ggufFile([{ name: 'q', dims: [32], type: 12, data: Buffer.alloc(144) }]),
+      /: tensor q has unsupported ggml type 12$/,
+    ],
+  ])('%s: one clear error naming the file', async (kind, bytes, message) => {
+    const file = await write(`${kind.replace(/ /g, '-')}.gguf`, bytes());
+    const error = await loadCausalLM(file, { backend: 'cpu', log: () => undefined }).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(error?.message).toMatch(message);
+    expect(error?.message.startsWith(`${file}: `)).toBe(true);
+    expect(error?.message).not.toContain('\n');
   });
 });
