@@ -3,7 +3,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { HfConfig } from '../core/checkpoints/hf-folder';
 import { configNumber } from '../core/models/modeling-utils';
-import { runPythonJson, time } from './harness';
+import { runPythonJson } from './harness';
 
 /**
  * FLOP counts and this machine's fp32 peak, so that every timed figure of the benches can be read as achieved
@@ -123,12 +123,23 @@ export interface Peaks {
   nominal?: number;
 }
 
-/** GFLOP/s of an n × n × n fp32 matmul on the current tfjs backend (all cores: TensorFlow's own thread pool). */
-export function tfMatmulGflops(n: number, reps: number): number {
+/**
+ * GFLOP/s of an n × n × n fp32 matmul on the current tfjs backend (all cores: TensorFlow's own thread pool), over
+ * at least a second of repetitions after a warm-up, so that small sizes are not timer noise.
+ */
+export function tfMatmulGflops(n: number): number {
   const a = tf.randomNormal([n, n]);
   const b = tf.randomNormal([n, n]);
   // The sum brings one number back, so the time is the product's, not a 4n² copy to JS.
-  const seconds = time(reps, () => tf.tidy(() => void tf.matMul(a, b).sum().dataSync()));
+  const once = () => tf.tidy(() => void tf.matMul(a, b).sum().dataSync());
+  once();
+  let reps = 0;
+  const t0 = performance.now();
+  do {
+    once();
+    reps += 1;
+  } while (performance.now() - t0 < 1000 || reps < 3);
+  const seconds = (performance.now() - t0) / reps / 1000;
   tf.dispose([a, b]);
   return (2 * n ** 3) / seconds / 1e9;
 }
@@ -170,9 +181,8 @@ export function nominalPeak(): { gflops: number; description: string } | string 
  */
 export async function measurePeaks(): Promise<{ peaks: Peaks; torch: string | undefined }> {
   const n = Number(process.env.BENCH_PEAK_N ?? 2048);
-  const reps = 5;
-  const tfjs = tfMatmulGflops(n, reps);
-  const torch = await runPythonJson<{ gflops: number }>('matmul_torch.py', [String(n), String(reps)]);
+  const tfjs = tfMatmulGflops(n);
+  const torch = await runPythonJson<{ gflops: number }>('matmul_torch.py', [String(n)]);
   const nominal = nominalPeak();
   const measured = Math.max(tfjs, typeof torch === 'string' ? 0 : torch.gflops);
   console.log(
