@@ -1,22 +1,28 @@
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../core/backend';
 import type { TensorMap } from '../core/checkpoints/safetensors';
+import { loadConfig } from '../core/config';
 import { GPT2LMHeadModel } from '../core/models/gpt2';
+import type { CausalLM } from '../core/models/modeling-utils';
+import { loadCausalLM } from '../core/models/registry';
 import { TTTTrainer } from '../core/training/ttt';
+import { ensureSmolLM2 } from '../infra/models';
+import { achieved, forwardFlops, matmulWeights, measurePeaks, shapeFromConfig, trainStepFlops } from './flops';
+import { machineLine, runPythonJson, time } from './harness';
 
 /**
- * `npm run bench:ttt`: forward tokens/s and TTT-step time of a GPT-2 124M-shaped model (random init) at 1024
- * tokens, next to PyTorch on the same machine when a Python with torch + transformers is available
- * (BENCH_PYTHON, default python3). Run it on an otherwise idle machine: other jobs skew both sides.
+ * `npm run bench:ttt`: forward tokens/s and TTT-step time (forward + backward + clip + AdamW) at 1024 tokens of
+ *   - gpt2: a GPT-2 124M-shaped model (random init), the model-engine issue's yardstick, and
+ *   - smollm2: SmolLM2-135M (Llama, the real pretrained default LM, GGUF Q4_1 dequantized to fp32),
+ * each next to PyTorch on the same machine in the same run when a Python with torch + transformers is available
+ * (BENCH_PYTHON, default python3), with achieved GFLOP/s and the fraction of this machine's peak (bench/flops.ts).
+ * Settings: BENCH_MODELS (gpt2,smollm2), BENCH_TOKENS (1024), BENCH_REPS (3), BENCH_PEAK_N (2048).
+ * Run it on an otherwise idle machine: other jobs skew both sides.
  */
 
 const T = Number(process.env.BENCH_TOKENS ?? 1024);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
+const MODELS = (process.env.BENCH_MODELS ?? 'gpt2,smollm2').split(',').map((m) => m.trim());
 
 const CONFIG = {
   model_type: 'gpt2',
@@ -64,12 +70,28 @@ function randomWeights(): TensorMap {
   return weights;
 }
 
-function time(reps: number, fn: () => void): number {
-  fn(); // warm-up: first calls build kernels and allocate
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) fn();
-  return (performance.now() - t0) / reps / 1000;
+interface BenchModel {
+  label: string;
+  model: CausalLM;
+  /** ttt_torch.py's MODEL argument: `gpt2`, or the same .gguf file. */
+  torchSpec: string;
 }
+
+const log = (line: string) => console.error(line);
+
+const LOADERS: Record<string, () => Promise<BenchModel>> = {
+  gpt2: () =>
+    Promise.resolve({
+      label: 'GPT-2 124M shape (random init)',
+      model: new GPT2LMHeadModel(CONFIG, randomWeights(), 'random GPT-2 124M'),
+      torchSpec: 'gpt2',
+    }),
+  smollm2: async () => {
+    const file = await ensureSmolLM2(loadConfig().toolsDir, log);
+    const { model } = await loadCausalLM(file, { log });
+    return { label: 'SmolLM2-135M (GGUF Q4_1 -> fp32)', model, torchSpec: file };
+  },
+};
 
 interface TorchResult {
   torch: string;
@@ -79,54 +101,61 @@ interface TorchResult {
   attn: string;
 }
 
-async function runTorch(): Promise<TorchResult | string> {
-  const python = process.env.BENCH_PYTHON ?? 'python3';
-  const script = [path.join(__dirname, 'ttt_torch.py'), path.join(__dirname, '..', '..', 'bench', 'ttt_torch.py')].find(
-    existsSync,
-  );
-  if (script === undefined) return 'bench/ttt_torch.py not found';
-  try {
-    const { stdout } = await promisify(execFile)(python, [script, String(T), String(REPS)], { maxBuffer: 1 << 20 });
-    return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as TorchResult;
-  } catch (err) {
-    return `PyTorch side skipped (${python} with torch + transformers needed; set BENCH_PYTHON): ${(err as Error).message.split('\n')[0]}`;
-  }
-}
+const seconds = (s: number) => `${s.toFixed(s < 10 ? 2 : 1)} s`;
 
 async function main(): Promise<void> {
-  const backend = await initBackend();
-  console.log(
-    `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg()[0]?.toFixed(2)}`,
-  );
-  const model = new GPT2LMHeadModel(CONFIG, randomWeights(), 'random GPT-2 124M');
-  const ids = tf.tensor2d(
-    [Array.from({ length: T }, () => Math.floor(Math.random() * CONFIG.vocab_size))],
-    [1, T],
-    'int32',
-  );
-  const forwardS = time(REPS, () => tf.tidy(() => void model.forward(ids).sum().dataSync()));
-  const trainer = new TTTTrainer(model, { lr: 2e-5 });
-  const tokens = Array.from(ids.dataSync());
-  const stepS = time(REPS, () => void trainer.step(tokens));
-  const tfjs = `tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}`;
-  console.log(
-    `${tfjs}: forward ${(T / forwardS).toFixed(0)} tokens/s (${(forwardS * 1000).toFixed(0)} ms), TTT step ${(stepS * 1000).toFixed(0)} ms, RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(1)} GiB`,
-  );
-  trainer.dispose();
-  model.dispose();
-  ids.dispose();
-
-  const torch = await runTorch();
-  if (typeof torch === 'string') {
-    console.log(torch);
-    return;
+  const unknown = MODELS.filter((m) => !(m in LOADERS));
+  if (unknown.length > 0) {
+    throw new Error(`BENCH_MODELS: unknown ${unknown.join(', ')} (choose from ${Object.keys(LOADERS).join(', ')})`);
   }
-  console.log(
-    `PyTorch ${torch.torch} (${torch.threads} threads, ${torch.attn} attention): forward ${(T / torch.forward_s).toFixed(0)} tokens/s (${(torch.forward_s * 1000).toFixed(0)} ms), TTT step ${(torch.step_s * 1000).toFixed(0)} ms`,
-  );
-  console.log(
-    `ratio tfjs/PyTorch time: forward ${(forwardS / torch.forward_s).toFixed(2)}x, TTT step ${(stepS / torch.step_s).toFixed(2)}x`,
-  );
+  const backend = await initBackend();
+  console.log(machineLine());
+  const { peaks, torch: noTorch } = await measurePeaks();
+  if (noTorch !== undefined) console.log(noTorch);
+  const tfjs = `tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}`;
+
+  for (const name of MODELS) {
+    const { label, model, torchSpec } = await (LOADERS[name] as () => Promise<BenchModel>)();
+    const shape = shapeFromConfig(model.config);
+    const fwdFlops = forwardFlops(shape, T);
+    const stepFlops = trainStepFlops(shape, T);
+    console.log(
+      `\n${label}, T=${T}: ${(matmulWeights(shape) / 1e6).toFixed(1)}M matmul weights (LM head included); ` +
+        `forward ${(fwdFlops / 1e12).toFixed(3)} TFLOP, TTT step ~3x forward ${(stepFlops / 1e12).toFixed(3)} TFLOP`,
+    );
+
+    const ids = tf.tensor2d(
+      [Array.from({ length: T }, () => Math.floor(Math.random() * model.vocabSize))],
+      [1, T],
+      'int32',
+    );
+    const forwardS = time(REPS, () => tf.tidy(() => void model.forward(ids).sum().dataSync()));
+    const trainer = new TTTTrainer(model, { lr: 2e-5 });
+    const tokens = Array.from(ids.dataSync());
+    const stepS = time(REPS, () => void trainer.step(tokens));
+    console.log(
+      `  ${tfjs}: forward ${(T / forwardS).toFixed(0)} tokens/s (${seconds(forwardS)}; ${achieved(fwdFlops, forwardS, peaks)}); ` +
+        `TTT step ${seconds(stepS)} (${achieved(stepFlops, stepS, peaks)}); RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(1)} GiB`,
+    );
+    trainer.dispose();
+    model.dispose();
+    ids.dispose();
+
+    if (noTorch !== undefined) continue;
+    const torch = await runPythonJson<TorchResult>('ttt_torch.py', [torchSpec, String(T), String(REPS)]);
+    if (typeof torch === 'string') {
+      console.log(`  ${torch}`);
+      continue;
+    }
+    console.log(
+      `  PyTorch ${torch.torch} (${torch.threads} threads, ${torch.attn} attention): forward ${(T / torch.forward_s).toFixed(0)} tokens/s ` +
+        `(${seconds(torch.forward_s)}; ${achieved(fwdFlops, torch.forward_s, peaks)}); ` +
+        `TTT step ${seconds(torch.step_s)} (${achieved(stepFlops, torch.step_s, peaks)})`,
+    );
+    console.log(
+      `  ratio tfjs/PyTorch time: forward ${(forwardS / torch.forward_s).toFixed(2)}x, TTT step ${(stepS / torch.step_s).toFixed(2)}x`,
+    );
+  }
 }
 
 main().catch((err) => {
