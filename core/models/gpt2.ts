@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
+  embedding,
   activation,
   attention,
   causalBias,
@@ -186,7 +187,7 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
       if (T > this.cfg.nPositions) throw new Error(`sequence length ${T} exceeds n_positions ${this.cfg.nPositions}`);
       const pos = tf.range(0, T, 1, 'int32');
       const drop = dropoutFor(this.training);
-      let x = drop(tf.gather(this.wte, inputIds).add(tf.gather(this.wpe, pos)), this.cfg.embdPdrop) as tf.Tensor3D; // (B, T, C)
+      let x = drop(embedding(this.wte, inputIds).add(embedding(this.wpe, pos)), this.cfg.embdPdrop) as tf.Tensor3D; // (B, T, C)
       const bias = causalBias(T); // (T, T)
       for (const block of this.h) x = block.forward(x, bias, drop);
       x = this.lnF.forward(x) as tf.Tensor3D;

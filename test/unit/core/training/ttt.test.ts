@@ -14,35 +14,49 @@ describe('TTTTrainer', () => {
     await initBackend({ log: () => undefined });
   });
 
-  it('leaks no tensors over 100 steps and resets, and training lowers the loss on the trained text', async () => {
+  it('leaks no tensors or bytes over 200 steps, across documents and resets, and training lowers the loss', async () => {
     const { model, tokenizer } = await loadCausalLM(path.join(FIXTURES, 'tiny-gpt2'));
     const tokens = tokenizer.encode('The quick brown fox jumps over the lazy dog. '.repeat(6));
     const trainer = new TTTTrainer(model, { lr: 1e-3 });
     const ids = tf.tensor2d([tokens.slice(0, 32)], undefined, 'int32');
     const lossOf = () => tf.tidy(() => causalLmLoss(model, ids).dataSync()[0] as number);
+    const memory = () => {
+      const { numTensors, numDataBuffers, numBytes } = tf.memory();
+      return { numTensors, numDataBuffers, numBytes };
+    };
     const initial = lossOf();
+    const idle = memory(); // weights and their pretrained copy, no optimizer state
 
-    trainer.step(tokens.slice(0, 32)); // allocates Adam's moments once
-    const baseline = tf.memory().numTensors;
-    for (let i = 0; i < 100; i++) trainer.step(tokens.slice(0, 32));
-    expect(tf.memory().numTensors).toBe(baseline);
-    expect(trainer.steps).toBe(101);
+    // One document of 100 steps on the same chunk: the first step allocates Adam's moments, the others nothing.
+    trainer.step(tokens.slice(0, 32));
+    const training = memory();
+    expect(training.numBytes).toBeGreaterThan(idle.numBytes);
+    for (let i = 1; i < 100; i++) {
+      trainer.step(tokens.slice(0, 32));
+      expect(memory()).toEqual(training);
+    }
+    expect(trainer.steps).toBe(100);
     expect(lossOf()).toBeLessThan(initial - 1);
-
     trainer.reset();
     expect(lossOf()).toBe(initial);
-    const afterReset = tf.memory();
-    expect(afterReset.numTensors).toBeLessThan(baseline); // moments freed
-    // Whole documents (fresh moments, steps, reset) leave nothing behind either.
-    for (let doc = 0; doc < 3; doc++) {
-      trainer.step(tokens.slice(0, 32));
+    expect(memory()).toEqual(idle); // moments freed, weights restored in place
+
+    // 20 documents of 5 steps each (200 steps in all), chunks of 8 to 32 tokens: every reset returns to the same
+    // tensors and bytes, and nothing accumulates while a document trains.
+    for (let doc = 0; doc < 20; doc++) {
+      const length = 8 + 8 * (doc % 4);
+      for (let i = 0; i < 5; i++) {
+        trainer.step(tokens.slice(i * length, (i + 1) * length));
+        expect(memory()).toEqual(training);
+      }
+      expect(trainer.steps).toBe(5);
       trainer.reset();
+      expect(memory()).toEqual(idle);
     }
-    expect(tf.memory().numTensors).toBe(afterReset.numTensors);
-    expect(tf.memory().numBytes).toBe(afterReset.numBytes);
+    expect(lossOf()).toBe(initial);
     // Evaluation (bits per byte over several batched windows) leaves nothing behind.
     bitsPerByte(model, 'The quick brown fox.', tokens, { eot: 0, maxLength: 16, batchSize: 3 });
-    expect(tf.memory().numTensors).toBe(afterReset.numTensors);
+    expect(memory()).toEqual(idle);
     trainer.dispose();
     ids.dispose();
     model.dispose();
