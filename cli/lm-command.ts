@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import type { Config } from '../core/config';
-import { fetchModelFromStore } from '../core/checkpoints/from-store';
+import { fetchModelFromStore, pushModel } from '../core/checkpoints/from-store';
 import { bitsPerByte } from '../core/metrics/bits-per-byte';
 import { openStore } from '../core/store/open-store';
 import { loadCausalLM } from '../core/models/registry';
@@ -17,17 +18,43 @@ export interface LmOptions {
   maxLength: number;
 }
 
+/** s3://bucket/key as the bucket's store and the key. */
+function splitStoreUrl(url: string): { bucket: string; key: string } {
+  const slash = url.indexOf('/', 's3://'.length);
+  return slash === -1 ? { bucket: url, key: '' } : { bucket: url.slice(0, slash), key: url.slice(slash + 1) };
+}
+
 /** A named model, an `s3://` location (copied to the local cache once), or a local path / Hub id as given. */
 async function locate(config: Config, model: string, log: (line: string) => void): Promise<string> {
   const named = NAMED_MODELS[model];
   if (named) return named(config, log);
   if (model.startsWith('s3://')) {
-    const slash = model.indexOf('/', 's3://'.length);
-    const bucket = slash === -1 ? model : model.slice(0, slash);
-    const key = slash === -1 ? '' : model.slice(slash + 1);
+    const { bucket, key } = splitStoreUrl(model);
     return fetchModelFromStore(openStore(bucket, config), key, config.toolsDir);
   }
   return model;
+}
+
+/**
+ * `tttnn model push`: uploads a named model (fetched by setup), a `.gguf` file or an HF folder to the artifact store
+ * as a model version, `<to>/<name>/<version>`, that workers and `--model` load (verified) from there.
+ */
+export async function pushModelCommand(
+  config: Config,
+  options: { model: string; to: string; name?: string },
+  log: (line: string) => void,
+): Promise<string> {
+  if (!options.to.startsWith('s3://') && !options.to.startsWith('file://')) {
+    throw new Error(`--to ${options.to}: expected an s3:// or file:// location`);
+  }
+  const local = await locate(config, options.model, log);
+  const name =
+    options.name ?? (NAMED_MODELS[options.model] ? options.model : path.basename(local).replace(/\.gguf$/, ''));
+  const store = openStore(options.to, config);
+  const { key, uploaded } = await pushModel(store, name, local, log);
+  const url = `${options.to.replace(/\/+$/, '')}/${key}`;
+  log(`${uploaded ? 'pushed' : 'already pushed'}: model version ${url} (use it with --model ${url})`);
+  return url;
 }
 
 async function load(config: Config, options: LmOptions, log: (line: string) => void) {

@@ -6,7 +6,7 @@ import { ensureNativeTensorflow } from '../infra/tensorflow';
 import { ensureTemporalCli, ensureVersitygw } from '../infra/tools';
 import { type RunningWorkers, runWorkers, startWorkers } from '../workers/worker';
 import { runDemo } from './demo';
-import { lmBitsPerByte, lmTestTimeTraining } from './lm-command';
+import { lmBitsPerByte, lmTestTimeTraining, pushModelCommand } from './lm-command';
 import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
 import { connectClient } from './temporal-client';
 import { taskQueueName } from '../workflows/shared';
@@ -129,6 +129,18 @@ lm.command('ttt')
   .action(async (opts: { model: string; doc: string; neighbors: string[]; maxLength: number; lr: number }) =>
     lmTestTimeTraining(cfg(), opts, log),
   );
+
+program
+  .command('model')
+  .description('models in the artifact store')
+  .command('push')
+  .description('upload a model as a version <to>/<name>/<version> (files + manifest with SHA-256; idempotent)')
+  .argument('[model]', 'smollm2-135m, a .gguf file or an HF folder', 'smollm2-135m')
+  .option('--to <url>', 'where model versions live (s3:// or file://)', 's3://tttnn/models')
+  .option('--name <name>', 'model name (default: the named model, or the file/folder name)')
+  .action(async (model: string, opts: { to: string; name?: string }) => {
+    await pushModelCommand(cfg(), { model, ...opts }, log);
+  });
 
 function positiveInt(value: string, flag: string): number {
   const n = Number(value);

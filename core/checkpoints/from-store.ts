@@ -1,38 +1,121 @@
 import { createHash } from 'node:crypto';
-import { existsSync, promises as fs } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
-import type { ArtifactStore } from '../store/artifact-store';
+import type { ArtifactStore, ObjectInfo } from '../store/artifact-store';
+import { MANIFEST_FILE, downloadVerified, readManifest, writeManifest } from '../store/manifest';
 
 /**
- * Copies a model kept in the artifact store (an HF folder under a prefix, or one `.gguf` object) into a local
- * cache, once, and returns the local path to load. A copy is complete only when its marker is written, so an
- * interrupted download is redone rather than loaded.
+ * Models in the artifact store. A model version is `<name>/<version>/` holding the checkpoint's files (one
+ * `.gguf`, or an HF folder) and a manifest written last with each file's size and SHA-256; the version is a
+ * digest of those, so pushing the same files again is a no-op. Plain HF folders or `.gguf` objects that were
+ * copied in by hand load too, without the checks.
+ */
+export const MODEL_KIND = 'model';
+
+export interface ModelManifestBody {
+  name: string;
+  /** The file to load: the `.gguf` inside the version, or '' for an HF folder. */
+  entry: string;
+}
+
+/** Uploads a local `.gguf` file or HF folder as a model version; returns its key (`<name>/<version>`). */
+export async function pushModel(
+  store: ArtifactStore,
+  name: string,
+  localPath: string,
+  log: (line: string) => void = () => undefined,
+): Promise<{ key: string; uploaded: boolean }> {
+  if (!/^[\w.-]+$/.test(name)) throw new Error(`model name '${name}' may hold only letters, digits, '.', '_' and '-'`);
+  const stat = await fs.stat(localPath).catch(() => undefined);
+  if (!stat) throw new Error(`${localPath} does not exist`);
+  const isFile = stat.isFile();
+  if (isFile && !localPath.endsWith('.gguf')) throw new Error(`${localPath}: expected a .gguf file or an HF folder`);
+  if (!isFile && !existsSync(path.join(localPath, 'config.json'))) {
+    throw new Error(`${localPath}: an HF folder needs a config.json`);
+  }
+  const files = isFile
+    ? [{ rel: path.basename(localPath), abs: localPath }]
+    : (await fs.readdir(localPath, { recursive: true, withFileTypes: true }))
+        .filter((e) => e.isFile() && !e.name.startsWith('.'))
+        .map((e) => {
+          const abs = path.join(e.parentPath, e.name);
+          return { rel: path.relative(localPath, abs).split(path.sep).join('/'), abs };
+        })
+        .sort((a, b) => (a.rel < b.rel ? -1 : 1));
+  const hashed = await Promise.all(files.map(async (f) => ({ ...f, sha256: await sha256File(f.abs) })));
+  const version = createHash('sha256')
+    .update(hashed.map((f) => `${f.rel}\t${f.sha256}\n`).join(''))
+    .digest('hex')
+    .slice(0, 16);
+  const key = `${name}/${version}`;
+  if (await readManifest<ModelManifestBody>(store, `${key}/${MANIFEST_FILE}`, MODEL_KIND)) {
+    log(`model ${store.url}${key} is already there`);
+    return { key, uploaded: false };
+  }
+  const objects: ObjectInfo[] = [];
+  for (const f of hashed) {
+    log(`uploading ${f.rel} to ${store.url}${key}/`);
+    const info = await store.putFile(`${key}/${f.rel}`, f.abs);
+    if (info.sha256 !== f.sha256) throw new Error(`${f.abs} changed while it was uploaded`);
+    objects.push({ ...info, key: f.rel }); // relative to the version: it can be read through any store root
+  }
+  await writeManifest<ModelManifestBody>(store, `${key}/${MANIFEST_FILE}`, MODEL_KIND, objects, {
+    name,
+    entry: isFile ? (hashed[0]?.rel ?? '') : '',
+  });
+  return { key, uploaded: true };
+}
+
+/**
+ * Copies a model from the artifact store into a local cache, once, and returns the local path to load: a model
+ * version (verified against its manifest), an HF folder under a prefix, or one `.gguf` object. A copy is complete
+ * only when its marker is written, so an interrupted download is redone rather than loaded.
  */
 export async function fetchModelFromStore(store: ArtifactStore, key: string, cacheDir: string): Promise<string> {
+  const prefix = key.replace(/\/+$/, '');
   const dir = path.join(
     cacheDir,
     'models',
-    createHash('sha256').update(`${store.url}${key}`).digest('hex').slice(0, 16),
+    createHash('sha256').update(`${store.url}${prefix}`).digest('hex').slice(0, 16),
   );
-  const single = key.endsWith('.gguf');
-  const target = single ? path.join(dir, path.basename(key)) : dir;
-  if (existsSync(path.join(dir, '.complete'))) return target;
-  const objects: { key: string; size: number }[] = [];
-  if (single) {
-    const stat = await store.stat(key);
-    if (stat) objects.push({ key, size: stat.size });
-  } else {
-    for await (const object of store.list(key ? `${key.replace(/\/+$/, '')}/` : '')) objects.push(object);
-  }
-  if (objects.length === 0) throw new Error(`no model at ${store.url}${key}: expected a .gguf object or an HF folder`);
+  const marker = path.join(dir, '.entry'); // written last: names the file to load ('' for a folder)
+  if (existsSync(marker)) return path.join(dir, await fs.readFile(marker, 'utf8'));
   await fs.rm(dir, { recursive: true, force: true });
-  for (const object of objects) {
-    const local = single ? target : path.join(dir, object.key.slice(key.replace(/\/+$/, '').length + (key ? 1 : 0)));
-    await fs.mkdir(path.dirname(local), { recursive: true });
-    await pipeline(await store.openRead(object.key), createWriteStream(local));
+
+  const manifest = prefix.endsWith('.gguf')
+    ? undefined
+    : await readManifest<ModelManifestBody>(store, prefix ? `${prefix}/${MANIFEST_FILE}` : MANIFEST_FILE, MODEL_KIND);
+  let entry: string;
+  if (manifest) {
+    for (const object of manifest.objects) {
+      await downloadVerified(store, { ...object, key: `${prefix}/${object.key}` }, path.join(dir, object.key));
+    }
+    entry = manifest.body.entry;
+  } else if (prefix.endsWith('.gguf')) {
+    if (!(await store.stat(prefix))) throw new Error(`no model at ${store.url}${prefix}`);
+    entry = path.basename(prefix);
+    await download(store, prefix, path.join(dir, entry));
+  } else {
+    const objects: string[] = [];
+    for await (const object of store.list(prefix ? `${prefix}/` : '')) objects.push(object.key);
+    if (objects.length === 0) {
+      throw new Error(`no model at ${store.url}${prefix}: expected a model version, an HF folder or a .gguf object`);
+    }
+    for (const object of objects) await download(store, object, path.join(dir, object.slice(prefix.length + 1)));
+    entry = '';
   }
-  await fs.writeFile(path.join(dir, '.complete'), `${store.url}${key}\n`);
-  return target;
+  await fs.writeFile(marker, entry);
+  return path.join(dir, entry);
+}
+
+async function download(store: ArtifactStore, key: string, local: string): Promise<void> {
+  await fs.mkdir(path.dirname(local), { recursive: true });
+  await pipeline(await store.openRead(key), createWriteStream(local));
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  return hash.digest('hex');
 }

@@ -59,6 +59,54 @@ describe('tttnn lm', () => {
     await fs.rm(dir, { recursive: true, force: true });
   });
 
+  it('pushes models as verified versions (idempotent) that load from s3:// like the local copy', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-push-'));
+    const doc = path.join(dir, 'doc.txt');
+    await fs.writeFile(doc, 'Model versions carry a manifest with the SHA-256 of every file. '.repeat(4));
+    const to = `s3://tttnn/${uniqueName('model-versions')}`;
+    // The shared tools cache already holds SmolLM2 (setup fetched it); the s3:// copies go to this test's own cache.
+    const push = async (...args: string[]) =>
+      (
+        await run(process.execPath, [TTTNN, 'model', 'push', ...args, '--to', to], {
+          env: { ...env, TTTNN_TOOLS_DIR: config.toolsDir },
+        })
+      ).stdout;
+    const urlOf = (out: string) => /model version (s3:\/\/\S+) /.exec(out)?.[1] ?? '';
+
+    const first = await push(TINY_GPT2, '--name', 'tiny-gpt2');
+    const url = urlOf(first);
+    expect(url).toMatch(new RegExp(`^${to}/tiny-gpt2/[0-9a-f]{16}$`));
+    expect(first).toContain('pushed: model version');
+    const again = await push(TINY_GPT2, '--name', 'tiny-gpt2');
+    expect(again).toContain('already pushed');
+    expect(urlOf(again)).toBe(url);
+    const figure = (out: string) => /([0-9.]+) bits\/byte/.exec(out)?.[1];
+    expect(figure(await bpb(url, doc))).toBe(figure(await bpb(TINY_GPT2, doc)));
+
+    // A replaced object no longer matches the manifest: loading fails with a line naming it.
+    const { bucket, key } = { bucket: 's3://tttnn', key: url.slice('s3://tttnn/'.length) };
+    await openStore(bucket, config).putBytes(`${key}/model.safetensors`, 'not the weights');
+    const freshCache = { ...env, TTTNN_TOOLS_DIR: path.join(os.tmpdir(), uniqueName('tttnn-tools')) };
+    const error = await run(process.execPath, [TTTNN, 'lm', 'bpb', '--model', url, '--file', doc], {
+      env: freshCache,
+    }).catch((e: { stderr: string }) => e.stderr);
+    expect(error).toMatch(new RegExp(`tttnn: object ${url}/model.safetensors does not match its manifest`));
+
+    // The real model: the GGUF file as a version, loaded back with the same bits per byte.
+    const smol = urlOf(await push('smollm2-135m'));
+    expect(smol).toMatch(new RegExp(`^${to}/smollm2-135m/[0-9a-f]{16}$`));
+    const smolBpb = async (model: string) =>
+      figure(
+        (
+          await run(process.execPath, [TTTNN, 'lm', 'bpb', '--model', model, '--file', doc, '--max-length', '32'], {
+            env: { ...env, TTTNN_TOOLS_DIR: config.toolsDir },
+          })
+        ).stdout,
+      );
+    expect(await smolBpb(smol)).toBe(await smolBpb('smollm2-135m'));
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
   it('names a missing document before loading any model', async () => {
     const error = await bpb(TINY_GPT2, '/nonexistent/doc.txt').catch((e: { stderr: string }) => e.stderr);
     expect(error.trim()).toBe('tttnn: cannot read /nonexistent/doc.txt: no such file');
