@@ -25,7 +25,7 @@ function splitStoreUrl(url: string): { bucket: string; key: string } {
 }
 
 /** A named model, an `s3://` location (copied to the local cache once), or a local path / Hub id as given. */
-async function locate(config: Config, model: string, log: (line: string) => void): Promise<string> {
+export async function locateModel(config: Config, model: string, log: (line: string) => void): Promise<string> {
   const named = NAMED_MODELS[model];
   if (named) return named(config, log);
   if (model.startsWith('s3://')) {
@@ -47,7 +47,7 @@ export async function pushModelCommand(
   if (!options.to.startsWith('s3://') && !options.to.startsWith('file://')) {
     throw new Error(`--to ${options.to}: expected an s3:// or file:// location`);
   }
-  const local = await locate(config, options.model, log);
+  const local = await locateModel(config, options.model, log);
   const name =
     options.name ?? (NAMED_MODELS[options.model] ? options.model : path.basename(local).replace(/\.gguf$/, ''));
   const store = openStore(options.to, config);
@@ -58,7 +58,7 @@ export async function pushModelCommand(
 }
 
 async function load(config: Config, options: LmOptions, log: (line: string) => void) {
-  const location = await locate(config, options.model, log);
+  const location = await locateModel(config, options.model, log);
   const loaded = await loadCausalLM(location, { log, backend: config.backend });
   const eot = loaded.tokenizer.specialTokenId('eos_token');
   if (eot === undefined) throw new Error(`${location}: the tokenizer names no eos_token to start evaluation windows`);

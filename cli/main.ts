@@ -157,8 +157,17 @@ function positiveFloat(value: string, flag: string): number {
 
 program
   .command('demo')
-  .description('the main job on the embedded default: start local servers, upload the bundled sample corpus, ingest it')
-  .action(async () => runDemo(cfg(), log));
+  .description(
+    'the main job on the embedded default: start local servers, ingest the bundled sample corpus, push SmolLM2-135M ' +
+      'as a model version, and run TTT-NN on a few of the ingested documents',
+  )
+  .option(
+    '--ttt-docs <n>',
+    'test documents per domain for TTT-NN (0 skips it)',
+    (v) => (v === '0' ? 0 : positiveInt(v, '--ttt-docs')),
+    1,
+  )
+  .action(async (opts: { tttDocs: number }) => runDemo(cfg(), opts, log));
 
 /** Temporal wraps failures (workflow → activity → cause): the innermost message says what went wrong. */
 function rootMessage(err: unknown): string {
