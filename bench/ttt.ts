@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../core/backend';
+import { type BackendChoice, initBackend } from '../core/backend';
 import type { TensorMap } from '../core/checkpoints/safetensors';
 import { loadConfig } from '../core/config';
 import { GPT2LMHeadModel } from '../core/models/gpt2';
@@ -16,13 +16,16 @@ import { machineLine, runPythonJson, time } from './harness';
  *   - smollm2: SmolLM2-135M (Llama, the real pretrained default LM, GGUF Q4_1 dequantized to fp32),
  * each next to PyTorch on the same machine in the same run when a Python with torch + transformers is available
  * (BENCH_PYTHON, default python3), with achieved GFLOP/s and the fraction of this machine's peak (bench/flops.ts).
- * Settings: BENCH_MODELS (gpt2,smollm2), BENCH_TOKENS (1024), BENCH_REPS (3), BENCH_PEAK_N (2048).
+ * Settings: BENCH_MODELS (gpt2,smollm2), BENCH_BACKENDS (auto; e.g. tensorflow,wasm,cpu), BENCH_TOKENS (1024),
+ * BENCH_REPS (3), BENCH_PEAK_N (2048).
  * Run it on an otherwise idle machine: other jobs skew both sides.
  */
 
 const T = Number(process.env.BENCH_TOKENS ?? 1024);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const MODELS = (process.env.BENCH_MODELS ?? 'gpt2,smollm2').split(',').map((m) => m.trim());
+/** auto = the fastest that loads (native TensorFlow here); wasm and cpu take minutes per step at 1024 tokens. */
+const BACKENDS = (process.env.BENCH_BACKENDS ?? 'auto').split(',').map((b) => b.trim()) as BackendChoice[];
 
 const CONFIG = {
   model_type: 'gpt2',
@@ -108,38 +111,61 @@ async function main(): Promise<void> {
   if (unknown.length > 0) {
     throw new Error(`BENCH_MODELS: unknown ${unknown.join(', ')} (choose from ${Object.keys(LOADERS).join(', ')})`);
   }
-  const backend = await initBackend();
+  const badBackend = BACKENDS.filter((b) => !['auto', 'tensorflow', 'wasm', 'cpu'].includes(b));
+  if (badBackend.length > 0)
+    throw new Error(`BENCH_BACKENDS: unknown ${badBackend.join(', ')} (auto, tensorflow, wasm, cpu)`);
+  await initBackend({ backend: BACKENDS[0] });
   console.log(machineLine());
   const { peaks, torch: noTorch } = await measurePeaks();
   if (noTorch !== undefined) console.log(noTorch);
-  const tfjs = `tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}`;
 
   for (const name of MODELS) {
-    const { label, model, torchSpec } = await (LOADERS[name] as () => Promise<BenchModel>)();
-    const shape = shapeFromConfig(model.config);
-    const fwdFlops = forwardFlops(shape, T);
-    const stepFlops = trainStepFlops(shape, T);
-    console.log(
-      `\n${label}, T=${T}: ${(matmulWeights(shape) / 1e6).toFixed(1)}M matmul weights (LM head included); ` +
-        `forward ${(fwdFlops / 1e12).toFixed(3)} TFLOP, TTT step ~3x forward ${(stepFlops / 1e12).toFixed(3)} TFLOP`,
-    );
-
-    const ids = tf.tensor2d(
-      [Array.from({ length: T }, () => Math.floor(Math.random() * model.vocabSize))],
-      [1, T],
-      'int32',
-    );
-    const forwardS = time(REPS, () => tf.tidy(() => void model.forward(ids).sum().dataSync()));
-    const trainer = new TTTTrainer(model, { lr: 2e-5 });
-    const tokens = Array.from(ids.dataSync());
-    const stepS = time(REPS, () => void trainer.step(tokens));
-    console.log(
-      `  ${tfjs}: forward ${(T / forwardS).toFixed(0)} tokens/s (${seconds(forwardS)}; ${achieved(fwdFlops, forwardS, peaks)}); ` +
-        `TTT step ${seconds(stepS)} (${achieved(stepFlops, stepS, peaks)}); RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(1)} GiB`,
-    );
-    trainer.dispose();
-    model.dispose();
-    ids.dispose();
+    const timings: { tfjs: string; forwardS: number; stepS: number }[] = [];
+    let fwdFlops = 0;
+    let stepFlops = 0;
+    let torchSpec = '';
+    for (const choice of BACKENDS) {
+      const backend = await initBackend({ backend: choice });
+      const tfjs = `tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}`;
+      const loaded = await (LOADERS[name] as () => Promise<BenchModel>)();
+      const { label, model } = loaded;
+      torchSpec = loaded.torchSpec;
+      const shape = shapeFromConfig(model.config);
+      fwdFlops = forwardFlops(shape, T);
+      stepFlops = trainStepFlops(shape, T);
+      if (timings.length === 0) {
+        console.log(
+          `\n${label}, T=${T}: ${(matmulWeights(shape) / 1e6).toFixed(1)}M matmul weights (LM head included); ` +
+            `forward ${(fwdFlops / 1e12).toFixed(3)} TFLOP, TTT step ~3x forward ${(stepFlops / 1e12).toFixed(3)} TFLOP`,
+        );
+      }
+      const ids = tf.tensor2d(
+        [Array.from({ length: T }, () => Math.floor(Math.random() * model.vocabSize))],
+        [1, T],
+        'int32',
+      );
+      let forwardS: number;
+      let stepS: number;
+      const trainer = new TTTTrainer(model, { lr: 2e-5 });
+      try {
+        forwardS = time(REPS, () => tf.tidy(() => void model.forward(ids).sum().dataSync()));
+        const tokens = Array.from(ids.dataSync());
+        stepS = time(REPS, () => void trainer.step(tokens));
+      } catch (err) {
+        // WASM's heap is 32-bit: weights, their reset copy, Adam's moments and the gradients of a 124M model
+        // (~2.5 GB) do not fit it.
+        console.log(`  ${tfjs}: failed (${(err as Error).message.split('\n')[0]})`);
+        continue;
+      }
+      console.log(
+        `  ${tfjs}: forward ${(T / forwardS).toFixed(0)} tokens/s (${seconds(forwardS)}; ${achieved(fwdFlops, forwardS, peaks)}); ` +
+          `TTT step ${seconds(stepS)} (${achieved(stepFlops, stepS, peaks)}); RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(1)} GiB`,
+      );
+      timings.push({ tfjs, forwardS, stepS });
+      trainer.dispose();
+      model.dispose();
+      ids.dispose();
+    }
 
     if (noTorch !== undefined) continue;
     const torch = await runPythonJson<TorchResult>('ttt_torch.py', [torchSpec, String(T), String(REPS)]);
@@ -152,9 +178,11 @@ async function main(): Promise<void> {
         `(${seconds(torch.forward_s)}; ${achieved(fwdFlops, torch.forward_s, peaks)}); ` +
         `TTT step ${seconds(torch.step_s)} (${achieved(stepFlops, torch.step_s, peaks)})`,
     );
-    console.log(
-      `  ratio tfjs/PyTorch time: forward ${(forwardS / torch.forward_s).toFixed(2)}x, TTT step ${(stepS / torch.step_s).toFixed(2)}x`,
-    );
+    for (const t of timings) {
+      console.log(
+        `  ratio ${t.tfjs}/PyTorch time: forward ${(t.forwardS / torch.forward_s).toFixed(2)}x, TTT step ${(t.stepS / torch.step_s).toFixed(2)}x`,
+      );
+    }
   }
 }
 
