@@ -75,7 +75,7 @@ export async function runDemo(config: Config, options: DemoOptions, log: (line: 
   }
 
   if (options.tttDocs > 0) {
-    const modelUrl = await pushModelCommand(config, { model: 'smollm2-135m', to: MODELS }, log);
+    const modelUrl = await pushModelCommand(config, { model: config.model, to: MODELS }, log);
     const docs = await readCorpus(config, manifestUrl);
     log(
       `TTT-NN on ${options.tttDocs} document(s) per domain of ${docs.length} ingested ones; models: ${modelUrl}, all-MiniLM-L6-v2`,
@@ -86,7 +86,7 @@ export async function runDemo(config: Config, options: DemoOptions, log: (line: 
     if (eot === undefined) throw new Error(`${modelUrl}: the tokenizer names no eos_token`);
     const result = tttNnOnCorpus(docs, encoder, { ...lm, eot }, { ...DEMO_TTT, testsPerDomain: options.tttDocs }, log);
     log(
-      `SmolLM2-135M, k=${DEMO_TTT.k} nearest neighbors (first ${DEMO_TTT.maxNeighborTokens} tokens each), ` +
+      `${config.model}, k=${DEMO_TTT.k} nearest neighbors (first ${DEMO_TTT.maxNeighborTokens} tokens each), ` +
         `max_length ${DEMO_TTT.maxLength}, lr ${DEMO_TTT.lr.toExponential()}:`,
     );
     log(formatTttNnTable(result));

@@ -107,9 +107,12 @@ export async function followIngest(
   const timer = showProgress ? setInterval(() => void update(), 500) : undefined;
   try {
     const summary = await handle.result();
-    if (started) {
+    // Always one last frame: a short ingest can finish before the first tick drew anything (a query on a closed
+    // workflow is answered while a worker for its queue runs).
+    if (showProgress) {
+      if (timer) clearInterval(timer);
       await update();
-      bar.stop();
+      if (started) bar.stop();
     }
     return summary;
   } finally {

@@ -109,37 +109,40 @@ lm.command('bpb')
   .description('bits per byte of a text file (lm-evaluation-harness rolling windows)')
   .option(
     '-m, --model <model>',
-    'smollm2-135m, a .gguf file or HF folder (local or s3://), or a Hub id',
-    'smollm2-135m',
+    'smollm2-135m, a .gguf file or HF folder (local or s3://), or a Hub id (default: config `model`, smollm2-135m)',
   )
   .requiredOption('-f, --file <path>', 'the document (UTF-8 text)')
   .option('--max-length <n>', 'context length of each window', (v) => positiveInt(v, '--max-length'), 512)
-  .action(async (opts: { model: string; file: string; maxLength: number }) => lmBitsPerByte(cfg(), opts, log));
+  .action(async (opts: { model?: string; file: string; maxLength: number }) => {
+    const c = cfg();
+    await lmBitsPerByte(c, { ...opts, model: opts.model ?? c.model }, log);
+  });
 lm.command('ttt')
   .description('TTT-NN on one document: one step per chunk of each neighbor, bits/byte after each, then reset')
   .option(
     '-m, --model <model>',
-    'smollm2-135m, a .gguf file or HF folder (local or s3://), or a Hub id',
-    'smollm2-135m',
+    'smollm2-135m, a .gguf file or HF folder (local or s3://), or a Hub id (default: config `model`, smollm2-135m)',
   )
   .requiredOption('-d, --doc <path>', 'the test document (UTF-8 text)')
   .requiredOption('-n, --neighbors <paths...>', 'neighbor documents, nearest first')
   .option('--max-length <n>', 'training chunk and evaluation window length', (v) => positiveInt(v, '--max-length'), 512)
   .option('--lr <rate>', 'AdamW learning rate (the paper: 2e-5 for GPT-2)', (v) => positiveFloat(v, '--lr'), 2e-5)
-  .action(async (opts: { model: string; doc: string; neighbors: string[]; maxLength: number; lr: number }) =>
-    lmTestTimeTraining(cfg(), opts, log),
-  );
+  .action(async (opts: { model?: string; doc: string; neighbors: string[]; maxLength: number; lr: number }) => {
+    const c = cfg();
+    await lmTestTimeTraining(c, { ...opts, model: opts.model ?? c.model }, log);
+  });
 
 program
   .command('model')
   .description('models in the artifact store')
   .command('push')
   .description('upload a model as a version <to>/<name>/<version> (files + manifest with SHA-256; idempotent)')
-  .argument('[model]', 'smollm2-135m, a .gguf file or an HF folder', 'smollm2-135m')
+  .argument('[model]', 'smollm2-135m, a .gguf file or an HF folder (default: config `model`, smollm2-135m)')
   .option('--to <url>', 'where model versions live (s3:// or file://)', 's3://tttnn/models')
   .option('--name <name>', 'model name (default: the named model, or the file/folder name)')
-  .action(async (model: string, opts: { to: string; name?: string }) => {
-    await pushModelCommand(cfg(), { model, ...opts }, log);
+  .action(async (model: string | undefined, opts: { to: string; name?: string }) => {
+    const c = cfg();
+    await pushModelCommand(c, { model: model ?? c.model, ...opts }, log);
   });
 
 function positiveInt(value: string, flag: string): number {

@@ -39,6 +39,8 @@ export const configSchema = z.strictObject({
   toolsDir: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tttnn')),
   /** TensorFlow.js backend of model work: native TensorFlow when its binding loads, else WASM, else JS. */
   backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /** The language model: smollm2-135m (fetched by setup), a .gguf file or HF folder (local or s3://), or a Hub id. */
+  model: z.string().min(1).default('smollm2-135m'),
   temporal: z
     .strictObject({
       address: z.string().default('127.0.0.1:7233'),

@@ -31,6 +31,11 @@ describe('tttnn lm', () => {
     const figure = (out: string) => /([0-9.]+) bits\/byte/.exec(out)?.[1];
     expect(figure(local)).toMatch(/^\d+\.\d{4}$/);
     expect(figure(remote)).toBe(figure(local));
+    // Without --model, the config's `model` (here from TTTNN_MODEL) is the one loaded.
+    const fromConfig = await run(process.execPath, [TTTNN, 'lm', 'bpb', '--file', doc, '--max-length', '16'], {
+      env: { ...env, TTTNN_MODEL: TINY_GPT2 },
+    });
+    expect(figure(fromConfig.stdout)).toBe(figure(local));
 
     const ttt = await run(
       process.execPath,
