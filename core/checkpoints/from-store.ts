@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, promises as fs } from 'node:fs';
+import { createWriteStream, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ArtifactStore, ObjectInfo } from '../store/artifact-store';
 import { MANIFEST_FILE, downloadVerified, readManifest, writeManifest } from '../store/manifest';
+import { sha256OfFile } from '../store/sha256';
 
 /**
  * Models in the artifact store. A model version is `<name>/<version>/` holding the checkpoint's files (one
@@ -43,7 +44,7 @@ export async function pushModel(
           return { rel: path.relative(localPath, abs).split(path.sep).join('/'), abs };
         })
         .sort((a, b) => (a.rel < b.rel ? -1 : 1));
-  const hashed = await Promise.all(files.map(async (f) => ({ ...f, sha256: await sha256File(f.abs) })));
+  const hashed = await Promise.all(files.map(async (f) => ({ ...f, sha256: await sha256OfFile(f.abs) })));
   const version = createHash('sha256')
     .update(hashed.map((f) => `${f.rel}\t${f.sha256}\n`).join(''))
     .digest('hex')
@@ -112,10 +113,4 @@ export async function fetchModelFromStore(store: ArtifactStore, key: string, cac
 async function download(store: ArtifactStore, key: string, local: string): Promise<void> {
   await fs.mkdir(path.dirname(local), { recursive: true });
   await pipeline(await store.openRead(key), createWriteStream(local));
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash);
-  return hash.digest('hex');
 }
