@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { type BackendChoice, initBackend } from '../core/backend';
+import { BACKEND_CHOICES } from '../core/config';
 import type { TensorMap } from '../core/checkpoints/safetensors';
 import { loadConfig } from '../core/config';
 import { GPT2LMHeadModel } from '../core/models/gpt2';
@@ -111,9 +112,9 @@ async function main(): Promise<void> {
   if (unknown.length > 0) {
     throw new Error(`BENCH_MODELS: unknown ${unknown.join(', ')} (choose from ${Object.keys(LOADERS).join(', ')})`);
   }
-  const badBackend = BACKENDS.filter((b) => !['auto', 'tensorflow', 'wasm', 'cpu'].includes(b));
+  const badBackend = BACKENDS.filter((b) => !BACKEND_CHOICES.includes(b));
   if (badBackend.length > 0)
-    throw new Error(`BENCH_BACKENDS: unknown ${badBackend.join(', ')} (auto, tensorflow, wasm, cpu)`);
+    throw new Error(`BENCH_BACKENDS: unknown ${badBackend.join(', ')} (${BACKEND_CHOICES.join(', ')})`);
   await initBackend({ backend: BACKENDS[0] });
   console.log(machineLine());
   const { peaks, torch: noTorch } = await measurePeaks();

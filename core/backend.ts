@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { BACKEND_CHOICES } from './config';
 
 /**
  * TensorFlow.js backend selection.
@@ -8,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
  * that tests and small runs still work everywhere, and say once how to get the fast path.
  */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
-export type BackendChoice = 'auto' | BackendName;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendInfo {
   name: BackendName;
@@ -26,7 +27,7 @@ let current: BackendInfo | undefined;
 
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
   const env = process.env.TTTNN_BACKEND;
-  if (env !== undefined && !['auto', 'tensorflow', 'wasm', 'cpu'].includes(env)) {
+  if (env !== undefined && !(BACKEND_CHOICES as readonly string[]).includes(env)) {
     throw new Error(`TTTNN_BACKEND=${env}: expected auto, tensorflow, wasm or cpu`);
   }
   const choice = opts.backend ?? (env as BackendChoice | undefined) ?? 'auto';

@@ -32,13 +32,16 @@ const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform
 
 const repoRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
+/** TensorFlow.js backends a run can ask for; 'auto' picks native TensorFlow when it loads, else WASM, else JS. */
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
 export const configSchema = z.strictObject({
   /** Where local servers keep their data (SQLite, objects, logs, pid files). */
   home: z.string().default(path.join(repoRoot, '.tttnn')),
   /** Where pinned tool binaries are cached; shared by every clone on this machine. */
   toolsDir: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tttnn')),
   /** TensorFlow.js backend of model work: native TensorFlow when its binding loads, else WASM, else JS. */
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  backend: z.enum(BACKEND_CHOICES).default('auto'),
   /** The language model: smollm2-135m (fetched by setup), a .gguf file or HF folder (local or s3://), or a Hub id. */
   model: z.string().min(1).default('smollm2-135m'),
   temporal: z
