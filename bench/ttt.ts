@@ -76,24 +76,28 @@ function randomWeights(): TensorMap {
 
 interface BenchModel {
   label: string;
-  model: CausalLM;
+  load(): Promise<CausalLM>;
   /** ttt_torch.py's MODEL argument: `gpt2`, or the same .gguf file. */
   torchSpec: string;
 }
 
 const log = (line: string) => console.error(line);
 
-const LOADERS: Record<string, () => Promise<BenchModel>> = {
+/** Resolving a bench model finds its files only; `load` builds it in tfjs. */
+const BENCH_MODELS: Record<string, () => Promise<BenchModel>> = {
   gpt2: () =>
     Promise.resolve({
       label: 'GPT-2 124M shape (random init)',
-      model: new GPT2LMHeadModel(CONFIG, randomWeights(), 'random GPT-2 124M'),
+      load: () => Promise.resolve(new GPT2LMHeadModel(CONFIG, randomWeights(), 'random GPT-2 124M')),
       torchSpec: 'gpt2',
     }),
   smollm2: async () => {
     const file = await ensureSmolLM2(loadConfig().toolsDir, log);
-    const { model } = await loadCausalLM(file, { log });
-    return { label: 'SmolLM2-135M (GGUF Q4_1 -> fp32)', model, torchSpec: file };
+    return {
+      label: 'SmolLM2-135M (GGUF Q4_1 -> fp32)',
+      load: async () => (await loadCausalLM(file, { log })).model,
+      torchSpec: file,
+    };
   },
 };
 
@@ -108,9 +112,11 @@ interface TorchResult {
 const seconds = (s: number) => `${s.toFixed(s < 10 ? 2 : 1)} s`;
 
 async function main(): Promise<void> {
-  const unknown = MODELS.filter((m) => !(m in LOADERS));
+  const unknown = MODELS.filter((m) => !(m in BENCH_MODELS));
   if (unknown.length > 0) {
-    throw new Error(`BENCH_MODELS: unknown ${unknown.join(', ')} (choose from ${Object.keys(LOADERS).join(', ')})`);
+    throw new Error(
+      `BENCH_MODELS: unknown ${unknown.join(', ')} (choose from ${Object.keys(BENCH_MODELS).join(', ')})`,
+    );
   }
   const badBackend = BACKENDS.filter((b) => !BACKEND_CHOICES.includes(b));
   if (badBackend.length > 0)
@@ -119,18 +125,29 @@ async function main(): Promise<void> {
   console.log(machineLine());
   const { peaks, torch: noTorch } = await measurePeaks();
   if (noTorch !== undefined) console.log(noTorch);
+  const models = await Promise.all(MODELS.map((name) => (BENCH_MODELS[name] as () => Promise<BenchModel>)()));
 
-  for (const name of MODELS) {
+  // PyTorch runs first: native TensorFlow's BFC arena keeps its high-water mark (17-19 GiB after a TTT step), and a
+  // process that large can no longer fork a Python child (spawn ENOMEM).
+  const torchResults = new Map<BenchModel, TorchResult | string>();
+  if (noTorch === undefined) {
+    for (const bench of models) {
+      torchResults.set(
+        bench,
+        await runPythonJson<TorchResult>('ttt_torch.py', [bench.torchSpec, String(T), String(REPS)]),
+      );
+    }
+  }
+
+  for (const bench of models) {
     const timings: { tfjs: string; forwardS: number; stepS: number }[] = [];
     let fwdFlops = 0;
     let stepFlops = 0;
-    let torchSpec = '';
     for (const choice of BACKENDS) {
       const backend = await initBackend({ backend: choice });
       const tfjs = `tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}`;
-      const loaded = await (LOADERS[name] as () => Promise<BenchModel>)();
-      const { label, model } = loaded;
-      torchSpec = loaded.torchSpec;
+      const { label } = bench;
+      const model = await bench.load();
       const shape = shapeFromConfig(model.config);
       fwdFlops = forwardFlops(shape, T);
       stepFlops = trainStepFlops(shape, T);
@@ -168,8 +185,8 @@ async function main(): Promise<void> {
       ids.dispose();
     }
 
-    if (noTorch !== undefined) continue;
-    const torch = await runPythonJson<TorchResult>('ttt_torch.py', [torchSpec, String(T), String(REPS)]);
+    const torch = torchResults.get(bench);
+    if (torch === undefined) continue;
     if (typeof torch === 'string') {
       console.log(`  ${torch}`);
       continue;

@@ -2,15 +2,16 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
-  embedding,
   activation,
   attention,
   causalBias,
   configNumber,
   conv1d,
   dropoutFor,
+  embedding,
   layerNorm,
   mergeHeads,
+  outputLogits,
   PretrainedModel,
   splitHeads,
   type CausalLM,
@@ -183,7 +184,7 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
 
   forward(inputIds: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
-      const [B, T] = inputIds.shape;
+      const T = inputIds.shape[1];
       if (T > this.cfg.nPositions) throw new Error(`sequence length ${T} exceeds n_positions ${this.cfg.nPositions}`);
       const pos = tf.range(0, T, 1, 'int32');
       const drop = dropoutFor(this.training);
@@ -191,8 +192,7 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
       const bias = causalBias(T); // (T, T)
       for (const block of this.h) x = block.forward(x, bias, drop);
       x = this.lnF.forward(x) as tf.Tensor3D;
-      const C = this.cfg.nEmbd;
-      return tf.matMul(x.reshape([B * T, C]), this.lmHead, false, true).reshape([B, T, this.cfg.vocabSize]); // (B, T, V)
+      return outputLogits(x, this.lmHead as tf.Tensor2D); // (B, T, V)
     });
   }
 }

@@ -2,15 +2,16 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
-  embedding,
   activation,
   attention,
   causalBias,
   configNumber,
   dropoutFor,
+  embedding,
   layerNorm,
   linear,
   mergeHeads,
+  outputLogits,
   PretrainedModel,
   splitHeads,
   type CausalLM,
@@ -165,7 +166,7 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
 
   forward(inputIds: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
-      const [B, T] = inputIds.shape;
+      const T = inputIds.shape[1];
       if (T > this.cfg.maxPositions) throw new Error(`sequence length ${T} exceeds ${this.cfg.maxPositions} positions`);
       const drop = dropoutFor(this.training);
       const emb = embedding(this.wte, inputIds).add(embedding(this.wpe, tf.range(0, T, 1, 'int32')));
@@ -174,8 +175,7 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
       const localBias = causalBias(T, this.cfg.windowSize);
       for (const block of this.h) x = block.forward(x, globalBias, localBias, drop);
       x = layerNorm(x, this.lnF.weight, this.lnF.bias, this.cfg.eps) as tf.Tensor3D;
-      const C = this.cfg.hiddenSize;
-      return tf.matMul(x.reshape([B * T, C]), this.lmHead, false, true).reshape([B, T, this.cfg.vocabSize]); // (B, T, V)
+      return outputLogits(x, this.lmHead as tf.Tensor2D); // (B, T, V)
     });
   }
 }

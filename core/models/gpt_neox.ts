@@ -2,15 +2,16 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
-  embedding,
   activation,
   attention,
   causalBias,
   configNumber,
   dropoutFor,
+  embedding,
   layerNorm,
   linear,
   mergeHeads,
+  outputLogits,
   PretrainedModel,
   type CausalLM,
   type Dropout,
@@ -215,7 +216,7 @@ export class GPTNeoXForCausalLM extends PretrainedModel implements CausalLM {
 
   forward(inputIds: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
-      const [B, T] = inputIds.shape;
+      const T = inputIds.shape[1];
       if (T > this.cfg.maxPositions) throw new Error(`sequence length ${T} exceeds ${this.cfg.maxPositions} positions`);
       const drop = dropoutFor(this.training);
       let x = drop(embedding(this.embedIn, inputIds), this.cfg.hiddenDropout) as tf.Tensor3D; // (B, T, C)
@@ -223,8 +224,7 @@ export class GPTNeoXForCausalLM extends PretrainedModel implements CausalLM {
       const [cos, sin] = rotaryTables(T, this.cfg.rotaryNdims, this.cfg.ropeTheta); // (T, d)
       for (const layer of this.layers) x = layer.forward(x, bias, cos, sin, drop);
       x = layerNorm(x, this.finalLayerNorm.weight, this.finalLayerNorm.bias, this.cfg.eps) as tf.Tensor3D;
-      const C = this.cfg.hiddenSize;
-      return tf.matMul(x.reshape([B * T, C]), this.embedOut, false, true).reshape([B, T, this.cfg.vocabSize]); // (B, T, V)
+      return outputLogits(x, this.embedOut as tf.Tensor2D); // (B, T, V)
     });
   }
 }

@@ -2,12 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
-  embedding,
   attention,
   causalBias,
   configNumber,
   dropoutFor,
+  embedding,
   linear,
+  outputLogits,
   PretrainedModel,
   type CausalLM,
   type Dropout,
@@ -187,7 +188,7 @@ export class LlamaForCausalLM extends PretrainedModel implements CausalLM {
 
   forward(inputIds: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
-      const [B, T] = inputIds.shape;
+      const T = inputIds.shape[1];
       if (T > this.cfg.maxPositions) throw new Error(`sequence length ${T} exceeds ${this.cfg.maxPositions} positions`);
       const drop = dropoutFor(this.training);
       let x = embedding(this.embedTokens, inputIds) as tf.Tensor3D; // (B, T, C)
@@ -195,8 +196,7 @@ export class LlamaForCausalLM extends PretrainedModel implements CausalLM {
       const [cos, sin] = rotaryTables(T, this.cfg.headDim, this.cfg.ropeTheta); // (T, hs)
       for (const layer of this.layers) x = layer.forward(x, bias, cos, sin, drop);
       x = rmsNorm(x, this.norm, this.cfg.eps) as tf.Tensor3D;
-      const C = this.cfg.hiddenSize;
-      return tf.matMul(x.reshape([B * T, C]), this.lmHead, false, true).reshape([B, T, this.cfg.vocabSize]); // (B, T, V)
+      return outputLogits(x, this.lmHead as tf.Tensor2D); // (B, T, V)
     });
   }
 }

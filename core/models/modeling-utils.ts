@@ -187,6 +187,21 @@ export function embedding(weight: tf.Tensor, ids: tf.Tensor): tf.Tensor {
   return lookup(weight);
 }
 
+/**
+ * Next-token logits x W^T for hidden states x (B, T, C) and the output embedding W (V, C), giving (B, T, V).
+ * Written as (W x^T)^T because oneDNN runs the two products very differently at a vocabulary's width: for SmolLM2
+ * (V = 49152, C = 576, 1024 tokens) x W^T takes ~1.2 s and W x^T ~0.4 s, and the transpose back ~0.2 s
+ * (docs/engine-performance.md).
+ */
+export function outputLogits(x: tf.Tensor3D, weight: tf.Tensor2D): tf.Tensor3D {
+  const [B, T, C] = x.shape;
+  const V = weight.shape[0];
+  return tf
+    .matMul(weight, x.reshape([B * T, C]), false, true)
+    .transpose()
+    .reshape([B, T, V]);
+}
+
 /** Additive attention bias (T, T): 0 where query i may attend key j (j <= i, and i - j < window), else -1e9. */
 export function causalBias(T: number, window?: number): tf.Tensor2D {
   return tf.tidy(() => {
