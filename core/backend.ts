@@ -6,19 +6,25 @@ import { BACKEND_CHOICES } from './config';
  *
  * 'tensorflow' is tfjs-node's native TensorFlow (oneDNN; measured 26-87x faster than WASM for a GPT-2 block step),
  * built by `ensureNativeTensorflow` (infra/tensorflow.ts). Without it we fall back to WASM, then to pure JS, so
- * that tests and small runs still work everywhere, and say once how to get the fast path.
+ * that tests and small runs still work everywhere, and say once how to get the fast path. On GPU workers
+ * `tttnn setup --gpu` builds the CUDA flavour (@tensorflow/tfjs-node-gpu), which 'auto' then prefers and
+ * 'tensorflow-gpu' requires; it registers under the same backend name.
  */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendInfo {
   name: BackendName;
+  /** Native TensorFlow from @tensorflow/tfjs-node-gpu (the CUDA build) rather than @tensorflow/tfjs-node. */
+  gpuPackage?: boolean;
+  /** The CUDA build found a GPU (tfjs-node's isUsingGpuDevice). */
+  gpu?: boolean;
   /** Native TensorFlow version (`tf.backend().binding.TF_Version`) when running on tfjs-node. */
   tfVersion?: string;
 }
 
 export interface InitBackendOptions {
-  /** 'auto' (default): native if its binding loads, else WASM, else JS. Naming a backend makes it mandatory. */
+  /** 'auto' (default): native (CUDA build first) if a binding loads, else WASM, else JS. Naming one makes it mandatory. */
   backend?: BackendChoice;
   log?: (line: string) => void;
 }
@@ -28,22 +34,30 @@ let current: BackendInfo | undefined;
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
   const env = process.env.TTTNN_BACKEND;
   if (env !== undefined && !(BACKEND_CHOICES as readonly string[]).includes(env)) {
-    throw new Error(`TTTNN_BACKEND=${env}: expected auto, tensorflow, wasm or cpu`);
+    throw new Error(`TTTNN_BACKEND=${env}: expected ${BACKEND_CHOICES.join(', ')}`);
   }
   const choice = opts.backend ?? (env as BackendChoice | undefined) ?? 'auto';
   const log = opts.log ?? ((line: string) => console.error(line));
-  if (current && (choice === 'auto' || choice === current.name)) return current;
+  if (
+    current &&
+    (choice === 'auto' || choice === current.name || (choice === 'tensorflow-gpu' && current.gpuPackage))
+  ) {
+    return current;
+  }
 
   let name: BackendName;
-  if (choice === 'tensorflow' || choice === 'auto') {
-    const error = await loadNative();
-    if (error === undefined) {
+  let gpuPackage = false;
+  if (choice === 'tensorflow' || choice === 'tensorflow-gpu' || choice === 'auto') {
+    const loaded = await loadNative(choice === 'tensorflow-gpu');
+    if (typeof loaded !== 'string') {
       name = 'tensorflow';
-    } else if (choice === 'tensorflow') {
-      throw new Error(`the native TensorFlow backend does not load (${error}); run the project's setup command`);
+      gpuPackage = loaded.gpuPackage;
+    } else if (choice !== 'auto') {
+      const setup = choice === 'tensorflow-gpu' ? '`tttnn setup --gpu`' : "the project's setup command";
+      throw new Error(`the native TensorFlow backend does not load (${loaded}); run ${setup}`);
     } else {
       log(
-        `warning: native TensorFlow is not available (${error}); falling back to a much slower backend. ` +
+        `warning: native TensorFlow is not available (${loaded}); falling back to a much slower backend. ` +
           'Run the setup command (ensureNativeTensorflow) to build it.',
       );
       name = (await trySetBackend('wasm')) ? 'wasm' : 'cpu';
@@ -53,12 +67,15 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   }
   if (!(await trySetBackend(name))) throw new Error(`could not initialise the TensorFlow.js '${name}' backend`);
 
-  current = { name };
+  current = { name, gpuPackage };
+  let detail = '';
   if (name === 'tensorflow') {
-    const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
-    if (binding?.TF_Version !== undefined) current.tfVersion = binding.TF_Version;
+    const native = tf.backend() as unknown as { binding?: { TF_Version?: string }; isUsingGpuDevice?: boolean };
+    if (native.binding?.TF_Version !== undefined) current.tfVersion = native.binding.TF_Version;
+    current.gpu = native.isUsingGpuDevice === true;
+    detail = ` (TensorFlow ${current.tfVersion ?? '?'}${gpuPackage ? (current.gpu ? ', GPU' : ', CUDA build but no GPU visible') : ''})`;
   }
-  log(`tfjs backend: ${name}${current.tfVersion !== undefined ? ` (TensorFlow ${current.tfVersion})` : ''}`);
+  log(`tfjs backend: ${name}${detail}`);
   return current;
 }
 
@@ -78,15 +95,26 @@ export const NATIVE_TENSORFLOW_ENV: Readonly<Record<string, string>> = {
 };
 
 /** Registers tfjs-node's backend on the shared @tensorflow/tfjs instance; returns why not when it cannot. */
-async function loadNative(): Promise<string | undefined> {
+async function loadNative(gpuOnly: boolean): Promise<{ gpuPackage: boolean } | string> {
   for (const [name, value] of Object.entries(NATIVE_TENSORFLOW_ENV)) process.env[name] ??= value;
+  // The CUDA build exists only where `tttnn setup --gpu` built it (GPU workers); elsewhere its import fails at once
+  // (the optional package or its binding is missing). Both register the same 'tensorflow' backend, so only one loads.
+  try {
+    await import(GPU_PACKAGE);
+    return { gpuPackage: true };
+  } catch (err) {
+    if (gpuOnly) return `${GPU_PACKAGE}: ${(err as Error).message.split('\n')[0]}`;
+  }
   try {
     await import('@tensorflow/tfjs-node');
-    return undefined;
+    return { gpuPackage: false };
   } catch (err) {
-    return (err as Error).message.split('\n')[0];
+    return (err as Error).message.split('\n')[0] ?? 'unknown error';
   }
 }
+
+/** A variable, so that TypeScript does not require the optional package's types at build time. */
+const GPU_PACKAGE: string = '@tensorflow/tfjs-node-gpu';
 
 async function trySetBackend(name: BackendName): Promise<boolean> {
   if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');

@@ -32,8 +32,11 @@ const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform
 
 const repoRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
-/** TensorFlow.js backends a run can ask for; 'auto' picks native TensorFlow when it loads, else WASM, else JS. */
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+/**
+ * TensorFlow.js backends a run can ask for; 'auto' picks native TensorFlow when it loads (the CUDA build where
+ * `tttnn setup --gpu` made one), else WASM, else JS; 'tensorflow-gpu' requires the CUDA build.
+ */
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'wasm', 'cpu'] as const;
 
 export const configSchema = z.strictObject({
   /** Where local servers keep their data (SQLite, objects, logs, pid files). */

@@ -15,7 +15,44 @@ const run = promisify(execFile);
  * against them with the package's own node-pre-gyp build, pointed at a local "custom binary".
  */
 export const TENSORFLOW_WHEEL_VERSION = '2.21.0';
-const WHEEL_PACKAGE = 'tensorflow-cpu';
+
+/** Which tfjs package gets a binding, built against which wheel, with which CUDA libraries beside it. */
+export interface NativeTensorflowFlavor {
+  npmPackage: string;
+  /** PyPI wheel carrying libtensorflow_cc/_framework and the C headers, at TENSORFLOW_WHEEL_VERSION. */
+  wheel: string;
+  /**
+   * Pinned CUDA wheels (`tensorflow[and-cuda]`'s, at the versions TensorFlow 2.21 was built with). Their
+   * `nvidia/<lib>/lib` folders are unpacked into `deps/nvidia/`, where the GPU libraries' RUNPATH
+   * (`$ORIGIN/../nvidia/<lib>/lib`) finds them, so no LD_LIBRARY_PATH or system CUDA toolkit is needed; only the
+   * NVIDIA driver comes from the machine. Left out: nvidia-cuda-nvcc-cu12 (ptxas for XLA's JIT, which eager tfjs
+   * never uses) and nvidia-nccl-cu12 (multi-GPU collectives; a worker drives one GPU).
+   */
+  cudaWheels: string[];
+}
+
+export const CPU_TENSORFLOW: NativeTensorflowFlavor = {
+  npmPackage: '@tensorflow/tfjs-node',
+  wheel: 'tensorflow-cpu',
+  cudaWheels: [],
+};
+
+export const GPU_TENSORFLOW: NativeTensorflowFlavor = {
+  npmPackage: '@tensorflow/tfjs-node-gpu',
+  wheel: 'tensorflow',
+  cudaWheels: [
+    'nvidia-cuda-runtime-cu12==12.5.82',
+    'nvidia-cublas-cu12==12.5.3.2',
+    'nvidia-cudnn-cu12==9.3.0.75',
+    'nvidia-cufft-cu12==11.2.3.61',
+    'nvidia-curand-cu12==10.3.6.82',
+    'nvidia-cusolver-cu12==11.6.3.83',
+    'nvidia-cusparse-cu12==12.5.1.3',
+    'nvidia-nvjitlink-cu12==12.5.82',
+    'nvidia-cuda-cupti-cu12==12.5.82',
+    'nvidia-cuda-nvrtc-cu12==12.5.82',
+  ],
+};
 
 /** Header folders the binding includes (directly or transitively), relative to the wheel's `tensorflow/include`. */
 const HEADER_PREFIXES = [
@@ -27,9 +64,11 @@ const HEADER_PREFIXES = [
 const LIBRARIES = ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2'];
 
 export interface EnsureNativeTensorflowOptions {
-  /** Per-machine cache for the downloaded wheel (e.g. ~/.cache/tttnn). */
+  /** Per-machine cache for the downloaded wheels (e.g. ~/.cache/tttnn). */
   cacheDir: string;
   log: (line: string) => void;
+  /** CPU_TENSORFLOW (default) or GPU_TENSORFLOW (`tttnn setup --gpu`). */
+  flavor?: NativeTensorflowFlavor;
 }
 
 /**
@@ -39,26 +78,34 @@ export interface EnsureNativeTensorflowOptions {
  */
 export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions): Promise<void> {
   const { cacheDir, log } = opts;
+  const flavor = opts.flavor ?? CPU_TENSORFLOW;
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error(
-      `native TensorFlow from the ${WHEEL_PACKAGE} wheel is set up for linux-x64 only, not ${process.platform}-${process.arch}`,
+      `native TensorFlow from the ${flavor.wheel} wheel is set up for linux-x64 only, not ${process.platform}-${process.arch}`,
     );
   }
-  const pkgDir = path.dirname(require.resolve('@tensorflow/tfjs-node/package.json'));
+  const pkgDir = packageDir(flavor.npmPackage);
   const binding = bindingPath(pkgDir);
   const loaded = await bindingLoads(pkgDir, binding);
   if (loaded.ok) {
-    log(`native TensorFlow ${loaded.version} already built for tfjs-node (${path.relative(process.cwd(), binding)})`);
+    log(
+      `native TensorFlow ${loaded.version} already built for ${flavor.npmPackage.replace('@tensorflow/', '')} ` +
+        `(${path.relative(process.cwd(), binding)})`,
+    );
     return;
   }
 
-  const wheel = await ensureWheel(cacheDir, log);
+  const wheel = await ensureWheel(flavor.wheel, cacheDir, log);
   const deps = path.join(pkgDir, 'deps');
   log(
     `extracting libtensorflow ${TENSORFLOW_WHEEL_VERSION} and its C headers from ${path.basename(wheel)} into ${deps}`,
   );
   await fs.rm(deps, { recursive: true, force: true });
   await extractFromWheel(wheel, deps);
+  for (const spec of flavor.cudaWheels) {
+    const cudaWheel = await ensureCudaWheel(spec, cacheDir, log);
+    await extractNvidiaLibraries(cudaWheel, deps);
+  }
 
   // The binding links -ltensorflow -ltensorflow_framework and install.js checks for libtensorflow.so.2.9.1 before
   // deciding to build rather than download; all three names point at the wheel's libraries.
@@ -72,7 +119,7 @@ export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions
     JSON.stringify({ 'tf-lib': `file://${wheel}` }, null, 2) + '\n',
   );
 
-  log('compiling the tfjs-node binding against it (node-gyp, about 10 s)');
+  log(`compiling the ${flavor.npmPackage} binding against it (node-gyp, about 10 s)`);
   await fs.rm(path.dirname(binding), { recursive: true, force: true });
   const nodeRoot = path.resolve(path.dirname(process.execPath), '..');
   if (!existsSync(path.join(nodeRoot, 'include', 'node', 'node_api.h'))) {
@@ -92,11 +139,19 @@ export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string; message: string };
     const detail = `${e.stdout ?? ''}\n${e.stderr ?? e.message}`.trim().split('\n').slice(-5).join(' | ');
-    throw new Error(`could not build the tfjs-node binding in ${pkgDir}: ${detail}`);
+    throw new Error(`could not build the ${flavor.npmPackage} binding in ${pkgDir}: ${detail}`);
   }
   const after = await bindingLoads(pkgDir, binding);
-  if (!after.ok) throw new Error(`tfjs-node binding built at ${binding} but does not load: ${after.error}`);
-  log(`native TensorFlow ${after.version} ready for tfjs-node`);
+  if (!after.ok) throw new Error(`${flavor.npmPackage} binding built at ${binding} but does not load: ${after.error}`);
+  log(`native TensorFlow ${after.version} ready for ${flavor.npmPackage}`);
+}
+
+function packageDir(npmPackage: string): string {
+  try {
+    return path.dirname(require.resolve(`${npmPackage}/package.json`));
+  } catch {
+    throw new Error(`${npmPackage} is not installed (npm ci installs it; it is an optional dependency on some hosts)`);
+  }
 }
 
 function bindingPath(pkgDir: string): string {
@@ -126,17 +181,28 @@ async function bindingLoads(
   }
 }
 
-async function ensureWheel(cacheDir: string, log: (line: string) => void): Promise<string> {
-  const dir = path.join(cacheDir, `${WHEEL_PACKAGE}-${TENSORFLOW_WHEEL_VERSION}`);
-  const existing = await findWheel(dir);
+async function ensureWheel(pkg: string, cacheDir: string, log: (line: string) => void): Promise<string> {
+  const dir = path.join(cacheDir, `${pkg}-${TENSORFLOW_WHEEL_VERSION}`);
+  const existing = await findWheel(dir, pkg, TENSORFLOW_WHEEL_VERSION);
   if (existing) return existing;
-  log(`downloading ${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION} from PyPI (~270 MB) into ${dir}`);
-  return pipDownloadWheel(`${WHEEL_PACKAGE}==${TENSORFLOW_WHEEL_VERSION}`, dir);
+  log(
+    `downloading ${pkg}==${TENSORFLOW_WHEEL_VERSION} from PyPI (${pkg === 'tensorflow' ? '~570' : '~270'} MB) into ${dir}`,
+  );
+  return pipDownloadWheel(`${pkg}==${TENSORFLOW_WHEEL_VERSION}`, dir);
 }
 
-async function findWheel(dir: string): Promise<string | undefined> {
+async function ensureCudaWheel(spec: string, cacheDir: string, log: (line: string) => void): Promise<string> {
+  const [pkg, version] = spec.split('==') as [string, string];
+  const dir = path.join(cacheDir, 'cuda-wheels');
+  const existing = await findWheel(dir, pkg, version);
+  if (existing) return existing;
+  log(`downloading ${spec} from PyPI into ${dir}`);
+  return pipDownloadWheel(spec, dir);
+}
+
+async function findWheel(dir: string, pkg: string, version: string): Promise<string | undefined> {
   if (!existsSync(dir)) return undefined;
-  const prefix = `${WHEEL_PACKAGE.replace('-', '_')}-${TENSORFLOW_WHEEL_VERSION}-`;
+  const prefix = `${pkg.replace(/-/g, '_')}-${version}-`;
   const name = (await fs.readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
   return name === undefined ? undefined : path.join(dir, name);
 }
@@ -168,6 +234,28 @@ with zipfile.ZipFile(wheel) as z:
   if (!existsSync(path.join(deps, 'include', 'tensorflow', 'c', 'c_api.h'))) {
     throw new Error(`${path.basename(wheel)} has no tensorflow/include/tensorflow/c/c_api.h`);
   }
+}
+
+/** Unpacks a CUDA wheel's `nvidia/<lib>/lib/*` (shared libraries only) into `deps/nvidia/<lib>/lib/`. */
+async function extractNvidiaLibraries(wheel: string, deps: string): Promise<void> {
+  const script = `
+import os, re, sys, zipfile
+wheel, deps = sys.argv[1], sys.argv[2]
+count = 0
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if not re.fullmatch(r'nvidia/[^/]+/lib/[^/]+\\.so(\\.[0-9]+)*', name):
+            continue
+        dest = os.path.join(deps, name)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with z.open(name) as src, open(dest, 'wb') as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        count += 1
+print(count)
+`;
+  const { stdout } = await run('python3', ['-c', script, wheel, deps]);
+  if (Number(stdout.trim()) === 0) throw new Error(`${path.basename(wheel)} has no nvidia/*/lib/*.so libraries`);
 }
 
 /** node-pre-gyp needs node-gyp; npm ships one beside itself, so no extra dependency is needed. */

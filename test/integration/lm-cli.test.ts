@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { openStore } from '../../core/store/open-store';
 import { testConfig } from '../test-config';
@@ -64,7 +65,7 @@ describe('tttnn lm', () => {
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('pushes models as verified versions (idempotent) that load from s3:// like the local copy', async () => {
+  it('pushes models as verified versions (idempotent) that load from s3:// and file:// like the local copy', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-push-'));
     const doc = path.join(dir, 'doc.txt');
     await fs.writeFile(doc, 'Model versions carry a manifest with the SHA-256 of every file. '.repeat(4));
@@ -87,6 +88,15 @@ describe('tttnn lm', () => {
     expect(urlOf(again)).toBe(url);
     const figure = (out: string) => /([0-9.]+) bits\/byte/.exec(out)?.[1];
     expect(figure(await bpb(url, doc))).toBe(figure(await bpb(TINY_GPT2, doc)));
+
+    // A file:// store the same way: the URL `model push` prints is one `--model` loads.
+    const fileTo = pathToFileURL(path.join(dir, 'model-store')).href;
+    const pushedToFile = (
+      await run(process.execPath, [TTTNN, 'model', 'push', TINY_GPT2, '--name', 'tiny-gpt2', '--to', fileTo], { env })
+    ).stdout;
+    const fileUrl = /model version (file:\/\/\S+) /.exec(pushedToFile)?.[1] ?? '';
+    expect(fileUrl).toMatch(new RegExp(`^${fileTo}/tiny-gpt2/[0-9a-f]{16}$`));
+    expect(figure(await bpb(fileUrl, doc))).toBe(figure(await bpb(TINY_GPT2, doc)));
 
     // A replaced object no longer matches the manifest: loading fails with a line naming it.
     const { bucket, key } = { bucket: 's3://tttnn', key: url.slice('s3://tttnn/'.length) };

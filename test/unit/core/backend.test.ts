@@ -14,6 +14,17 @@ describe('initBackend', () => {
     expect(lines.at(-1)).toContain(`tfjs backend: ${info.name}`);
   });
 
+  it("requires the CUDA build for 'tensorflow-gpu' and says how to build it where it is missing", async () => {
+    const native = await initBackend({ log: () => undefined });
+    const gpu = initBackend({ backend: 'tensorflow-gpu', log: () => undefined });
+    if (native.gpuPackage === true) {
+      // This checkout ran `tttnn setup --gpu`: 'auto' already chose the CUDA build.
+      await expect(gpu).resolves.toMatchObject({ name: 'tensorflow', gpuPackage: true });
+    } else {
+      await expect(gpu).rejects.toThrow(/@tensorflow\/tfjs-node-gpu: .*; run `tttnn setup --gpu`/);
+    }
+  });
+
   it('can be forced to the pure-JS backend, which computes the same matmul', async () => {
     const a = tf.tensor2d([
       [1, 2],
