@@ -1,3 +1,5 @@
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BACKEND_CHOICES } from './config';
 
@@ -97,13 +99,19 @@ export const NATIVE_TENSORFLOW_ENV: Readonly<Record<string, string>> = {
 /** Registers tfjs-node's backend on the shared @tensorflow/tfjs instance; returns why not when it cannot. */
 async function loadNative(gpuOnly: boolean): Promise<{ gpuPackage: boolean } | string> {
   for (const [name, value] of Object.entries(NATIVE_TENSORFLOW_ENV)) process.env[name] ??= value;
-  // The CUDA build exists only where `tttnn setup --gpu` built it (GPU workers); elsewhere its import fails at once
-  // (the optional package or its binding is missing). Both register the same 'tensorflow' backend, so only one loads.
-  try {
-    await import(GPU_PACKAGE);
-    return { gpuPackage: true };
-  } catch (err) {
-    if (gpuOnly) return `${GPU_PACKAGE}: ${(err as Error).message.split('\n')[0]}`;
+  // The CUDA build exists only where `tttnn setup --gpu` built its binding (GPU workers). Importing the package
+  // without one would register its kernels before failing, and tfjs-node's would then all be reported as duplicates.
+  // Both register the same 'tensorflow' backend, so only one may load.
+  const gpuBinding = builtBinding(GPU_PACKAGE);
+  if (gpuBinding !== undefined) {
+    try {
+      await import(GPU_PACKAGE);
+      return { gpuPackage: true };
+    } catch (err) {
+      if (gpuOnly) return `${GPU_PACKAGE}: ${(err as Error).message.split('\n')[0]}`;
+    }
+  } else if (gpuOnly) {
+    return `${GPU_PACKAGE} has no built binding`;
   }
   try {
     await import('@tensorflow/tfjs-node');
@@ -111,6 +119,20 @@ async function loadNative(gpuOnly: boolean): Promise<{ gpuPackage: boolean } | s
   } catch (err) {
     return (err as Error).message.split('\n')[0] ?? 'unknown error';
   }
+}
+
+/** The package's compiled binding (lib/napi-v<N>/tfjs_binding.node), when it is installed and built. */
+function builtBinding(npmPackage: string): string | undefined {
+  let lib: string;
+  try {
+    lib = path.join(path.dirname(require.resolve(`${npmPackage}/package.json`)), 'lib');
+  } catch {
+    return undefined; // an optional dependency npm did not install here
+  }
+  if (!existsSync(lib)) return undefined;
+  return readdirSync(lib)
+    .map((dir) => path.join(lib, dir, 'tfjs_binding.node'))
+    .find((file) => existsSync(file));
 }
 
 /** A variable, so that TypeScript does not require the optional package's types at build time. */
