@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { Config } from '../core/config';
+import { initBackend } from '../core/backend';
 import { readDocumentShard } from '../core/corpus/document-shards';
 import { loadCausalLM, loadEncoder } from '../core/models/registry';
 import { downloadVerified, readManifest } from '../core/store/manifest';
@@ -30,7 +31,7 @@ const MODELS = 's3://tttnn/models';
 
 /**
  * TTT-NN on the ingested sample with the real models, sized for a 2-core machine (about a minute): max_length
- * 512 (GPU workers afford the paper's 1024), short test documents, neighbors cut to their first 512 tokens.
+ * 512, short test documents, neighbors cut to their first 512 tokens. On a GPU, the paper's 1024 (DEMO_TTT_GPU).
  */
 const DEMO_TTT: Omit<TttNnSettings, 'testsPerDomain'> = {
   k: 2,
@@ -39,6 +40,8 @@ const DEMO_TTT: Omit<TttNnSettings, 'testsPerDomain'> = {
   maxTestBytes: 2000,
   maxNeighborTokens: 512,
 };
+
+const DEMO_TTT_GPU: typeof DEMO_TTT = { ...DEMO_TTT, maxLength: 1024, maxNeighborTokens: 1024 };
 
 export interface DemoOptions {
   /** Test documents per domain for the TTT-NN step; 0 skips it. */
@@ -80,14 +83,15 @@ export async function runDemo(config: Config, options: DemoOptions, log: (line: 
     log(
       `TTT-NN on ${options.tttDocs} document(s) per domain of ${docs.length} ingested ones; models: ${modelUrl}, all-MiniLM-L6-v2`,
     );
+    const settings = (await initBackend({ backend: config.backend, log })).gpu === true ? DEMO_TTT_GPU : DEMO_TTT;
     const encoder = await loadEncoder(await ensureMiniLM(config.toolsDir, log), { log, backend: config.backend });
     const lm = await loadCausalLM(await locateModel(config, modelUrl, log), { log, backend: config.backend });
     const eot = lm.tokenizer.specialTokenId('eos_token');
     if (eot === undefined) throw new Error(`${modelUrl}: the tokenizer names no eos_token`);
-    const result = tttNnOnCorpus(docs, encoder, { ...lm, eot }, { ...DEMO_TTT, testsPerDomain: options.tttDocs }, log);
+    const result = tttNnOnCorpus(docs, encoder, { ...lm, eot }, { ...settings, testsPerDomain: options.tttDocs }, log);
     log(
-      `${config.model}, k=${DEMO_TTT.k} nearest neighbors (first ${DEMO_TTT.maxNeighborTokens} tokens each), ` +
-        `max_length ${DEMO_TTT.maxLength}, lr ${DEMO_TTT.lr.toExponential()}:`,
+      `${config.model}, k=${settings.k} nearest neighbors (first ${settings.maxNeighborTokens} tokens each), ` +
+        `max_length ${settings.maxLength}, lr ${settings.lr.toExponential()}:`,
     );
     log(formatTttNnTable(result));
   }
