@@ -88,8 +88,8 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
  *   tensor over glibc's 32 MB mmap limit (attention scores, logits, MLP activations) is a fresh mmap whose pages the
  *   kernel faults in and zeroes. MiniLM embedding spent 35 s of system time against 47 s of user time that way;
  *   TensorFlow's best-fit-with-coalescing arena reuses the memory: 1.9x faster (docs/engine-performance.md).
- * - TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD: oneDNN runs one of its two shards on the calling thread instead of
- *   handing both to the pool; a few percent on 2 cores.
+ * - TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD: oneDNN runs one of its shards on the calling thread instead of handing
+ *   all of them to the pool; bench:embed 18.4 s against 19.3 s without it (one run each, within run-to-run noise).
  */
 export const NATIVE_TENSORFLOW_ENV: Readonly<Record<string, string>> = {
   TF_CPU_ALLOCATOR_USE_BFC: 'true',
@@ -102,8 +102,7 @@ async function loadNative(gpuOnly: boolean): Promise<{ gpuPackage: boolean } | s
   // The CUDA build exists only where `tttnn setup --gpu` built its binding (GPU workers). Importing the package
   // without one would register its kernels before failing, and tfjs-node's would then all be reported as duplicates.
   // Both register the same 'tensorflow' backend, so only one may load.
-  const gpuBinding = builtBinding(GPU_PACKAGE);
-  if (gpuBinding !== undefined) {
+  if (builtBinding(GPU_PACKAGE) !== undefined) {
     try {
       await import(GPU_PACKAGE);
       return { gpuPackage: true };

@@ -7,12 +7,14 @@ import { pipDownloadWheel } from './tools';
 const run = promisify(execFile);
 
 /**
- * Native TensorFlow for @tensorflow/tfjs-node without Google's storage.
+ * Native TensorFlow for @tensorflow/tfjs-node (and, on GPU workers, @tensorflow/tfjs-node-gpu) without Google's
+ * storage.
  *
  * tfjs-node's own install script downloads libtensorflow 2.9.1 from storage.googleapis.com, which these machines
  * cannot reach, so package.json denies that script. Instead we take the two shared libraries and the C headers
- * from PyPI's `tensorflow-cpu` wheel (they export every C API function the binding calls) and compile the binding
- * against them with the package's own node-pre-gyp build, pointed at a local "custom binary".
+ * from PyPI's `tensorflow-cpu` wheel (`tensorflow` with its CUDA wheels for the GPU flavour; they export every C
+ * API function the binding calls) and compile the binding against them with the package's own node-pre-gyp build,
+ * pointed at a local "custom binary".
  */
 export const TENSORFLOW_WHEEL_VERSION = '2.21.0';
 
@@ -237,7 +239,7 @@ with zipfile.ZipFile(wheel) as z:
 }
 
 /** Unpacks a CUDA wheel's `nvidia/<lib>/lib/*` (shared libraries only) into `deps/nvidia/<lib>/lib/`. */
-async function extractNvidiaLibraries(wheel: string, deps: string): Promise<void> {
+export async function extractNvidiaLibraries(wheel: string, deps: string): Promise<void> {
   const script = `
 import os, re, sys, zipfile
 wheel, deps = sys.argv[1], sys.argv[2]
