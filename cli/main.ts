@@ -38,7 +38,7 @@ program
   .option(
     '--gpu',
     'also build the CUDA flavour (@tensorflow/tfjs-node-gpu against the PyPI tensorflow wheel and the CUDA 12 / ' +
-      'cuDNN 9 wheels, ~3 GB) for GPU workers; needs an NVIDIA driver >= 525.60 at run time',
+      'cuDNN 9 wheels: 2.1 GB to download, 3.5 GB unpacked) for GPU workers; needs an NVIDIA driver >= 525.60 at run time',
   )
   .action(async (opts: { gpu?: boolean }) => {
     const c = cfg();
