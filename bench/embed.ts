@@ -2,7 +2,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SAMPLE_CORPUS_DIR } from '../cli/demo';
-import { initBackend } from '../core/backend';
+import { describeBackend, initBackend } from '../core/backend';
 import { loadConfig } from '../core/config';
 import { readPileLines } from '../core/corpus/pile-reader';
 import { embedTexts } from '../core/embed';
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < REPS; i++) vectors = embedTexts(model, tokenizer, texts, opts);
   const tfjsS = (performance.now() - t0) / REPS / 1000;
   model.dispose();
-  const tfjs = `tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}`;
+  const tfjs = `tfjs ${describeBackend(backend)}`;
   console.log(
     `${tfjs}: ${(texts.length / tfjsS).toFixed(1)} texts/s, ${(tokens / tfjsS).toFixed(0)} tokens/s ` +
       `(${tfjsS.toFixed(2)} s; ${achieved(flops, tfjsS, peaks)})`,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../core/backend';
+import { describeBackend, initBackend } from '../core/backend';
 import { loadConfig } from '../core/config';
 import { loadCausalLM, loadEncoder } from '../core/models/registry';
 import { ensureMiniLM, ensureSmolLM2 } from '../infra/models';
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const wallMs = (performance.now() - t0) / REPS;
   const cpu = process.cpuUsage(cpu0);
   console.log(
-    `${s.label} on tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}: ` +
+    `${s.label} on tfjs ${describeBackend(backend)}: ` +
       `${wallMs.toFixed(0)} ms wall per forward; CPU per forward: user ${(cpu.user / 1000 / REPS).toFixed(0)} ms, ` +
       `system ${(cpu.system / 1000 / REPS).toFixed(0)} ms`,
   );

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { type BackendChoice, initBackend } from '../core/backend';
-import { BACKEND_CHOICES } from '../core/config';
+import { type BackendChoice, describeBackend, initBackend } from '../core/backend';
 import type { TensorMap } from '../core/checkpoints/safetensors';
-import { loadConfig } from '../core/config';
+import { BACKEND_CHOICES, loadConfig } from '../core/config';
 import { GPT2LMHeadModel } from '../core/models/gpt2';
 import type { CausalLM } from '../core/models/modeling-utils';
 import { loadCausalLM } from '../core/models/registry';
@@ -145,15 +144,14 @@ async function main(): Promise<void> {
     let stepFlops = 0;
     for (const choice of BACKENDS) {
       const backend = await initBackend({ backend: choice });
-      const tfjs = `tfjs ${backend.name}${backend.tfVersion !== undefined ? ` (TensorFlow ${backend.tfVersion})` : ''}`;
-      const { label } = bench;
+      const tfjs = `tfjs ${describeBackend(backend)}`;
       const model = await bench.load();
       const shape = shapeFromConfig(model.config);
       fwdFlops = forwardFlops(shape, T);
       stepFlops = trainStepFlops(shape, T);
       if (timings.length === 0) {
         console.log(
-          `\n${label}, T=${T}: ${(matmulWeights(shape) / 1e6).toFixed(1)}M matmul weights (LM head included); ` +
+          `\n${bench.label}, T=${T}: ${(matmulWeights(shape) / 1e6).toFixed(1)}M matmul weights (LM head included); ` +
             `forward ${(fwdFlops / 1e12).toFixed(3)} TFLOP, TTT step ~3x forward ${(stepFlops / 1e12).toFixed(3)} TFLOP`,
         );
       }
@@ -164,25 +162,28 @@ async function main(): Promise<void> {
       );
       let forwardS: number;
       let stepS: number;
+      let rss: number; // read while the model and its training state are still held
       const trainer = new TTTTrainer(model, { lr: 2e-5 });
       try {
         forwardS = time(REPS, () => tf.tidy(() => void model.forward(ids).sum().dataSync()));
         const tokens = Array.from(ids.dataSync());
         stepS = time(REPS, () => void trainer.step(tokens));
+        rss = process.memoryUsage().rss;
       } catch (err) {
         // WASM's heap is 32-bit: weights, their reset copy, Adam's moments and the gradients of a 124M model
         // (~2.5 GB) do not fit it.
         console.log(`  ${tfjs}: failed (${(err as Error).message.split('\n')[0]})`);
         continue;
+      } finally {
+        trainer.dispose();
+        model.dispose();
+        ids.dispose();
       }
       console.log(
         `  ${tfjs}: forward ${(T / forwardS).toFixed(0)} tokens/s (${seconds(forwardS)}; ${achieved(fwdFlops, forwardS, peaks)}); ` +
-          `TTT step ${seconds(stepS)} (${achieved(stepFlops, stepS, peaks)}); RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(1)} GiB`,
+          `TTT step ${seconds(stepS)} (${achieved(stepFlops, stepS, peaks)}); RSS ${(rss / 2 ** 30).toFixed(1)} GiB`,
       );
       timings.push({ tfjs, forwardS, stepS });
-      trainer.dispose();
-      model.dispose();
-      ids.dispose();
     }
 
     const torch = torchResults.get(bench);

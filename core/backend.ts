@@ -70,15 +70,20 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   if (!(await trySetBackend(name))) throw new Error(`could not initialise the TensorFlow.js '${name}' backend`);
 
   current = { name, gpuPackage };
-  let detail = '';
   if (name === 'tensorflow') {
     const native = tf.backend() as unknown as { binding?: { TF_Version?: string }; isUsingGpuDevice?: boolean };
     if (native.binding?.TF_Version !== undefined) current.tfVersion = native.binding.TF_Version;
     current.gpu = native.isUsingGpuDevice === true;
-    detail = ` (TensorFlow ${current.tfVersion ?? '?'}${gpuPackage ? (current.gpu ? ', GPU' : ', CUDA build but no GPU visible') : ''})`;
   }
-  log(`tfjs backend: ${name}${detail}`);
+  log(`tfjs backend: ${describeBackend(current)}`);
   return current;
+}
+
+/** "tensorflow (TensorFlow 2.21.0, GPU)", "wasm": the backend as logs and bench figures name it. */
+export function describeBackend(info: BackendInfo): string {
+  if (info.name !== 'tensorflow') return info.name;
+  const gpu = info.gpuPackage === true ? (info.gpu === true ? ', GPU' : ', CUDA build but no GPU visible') : '';
+  return `tensorflow (TensorFlow ${info.tfVersion ?? '?'}${gpu})`;
 }
 
 /**
