@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Config } from '../core/config';
 import { fetchModelFromStore, pushModel } from '../core/checkpoints/from-store';
 import { bitsPerByte } from '../core/metrics/bits-per-byte';
@@ -20,11 +21,12 @@ export interface LmOptions {
 
 /**
  * A store URL as a store and a key: s3://bucket/key as the bucket's store, file:///a/b/c as the store at the
- * filesystem root (any split of a path names the same files; this one needs no guess).
+ * filesystem root with key a/b/c (any split of a path names the same files; this one needs no guess).
  */
 function splitStoreUrl(url: string): { root: string; key: string } {
-  const rootEnd = url.startsWith('s3://') ? url.indexOf('/', 's3://'.length) : 'file://'.length + 1;
-  return rootEnd === -1 ? { root: url, key: '' } : { root: url.slice(0, rootEnd), key: url.slice(rootEnd) };
+  if (url.startsWith('file://')) return { root: 'file:///', key: fileURLToPath(url).slice(1) };
+  const slash = url.indexOf('/', 's3://'.length);
+  return slash === -1 ? { root: url, key: '' } : { root: url.slice(0, slash), key: url.slice(slash + 1) };
 }
 
 /**
@@ -36,7 +38,7 @@ export async function locateModel(config: Config, model: string, log: (line: str
   if (named) return named(config, log);
   if (model.startsWith('s3://') || model.startsWith('file://')) {
     const { root, key } = splitStoreUrl(model);
-    return fetchModelFromStore(openStore(root, config), key.replace(/^\/+/, ''), config.toolsDir);
+    return fetchModelFromStore(openStore(root, config), key, config.toolsDir);
   }
   return model;
 }
