@@ -96,7 +96,7 @@ export function describeBackend(info: BackendInfo): string {
  * - TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD: oneDNN runs one of its shards on the calling thread instead of handing
  *   all of them to the pool; bench:embed 18.4 s against 19.3 s without it (one run each, within run-to-run noise).
  */
-export const NATIVE_TENSORFLOW_ENV: Readonly<Record<string, string>> = {
+const NATIVE_TENSORFLOW_ENV: Readonly<Record<string, string>> = {
   TF_CPU_ALLOCATOR_USE_BFC: 'true',
   TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD: 'true',
 };

