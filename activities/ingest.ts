@@ -45,7 +45,8 @@ export function createIngestActivities(deps: IngestDeps) {
       const files = [];
       for (const key of keys) {
         const stat = await store.stat(key);
-        if (!stat) throw ApplicationFailure.nonRetryable(`input file ${storeUrl}${key} does not exist`, 'MissingInput');
+        if (!stat)
+          throw ApplicationFailure.nonRetryable(`input file ${joinUrl(storeUrl, key)} does not exist`, 'MissingInput');
         files.push({ key, size: stat.size, fingerprint: await fingerprint(store, key, stat.size) });
       }
       const version = createHash('sha256')
@@ -231,6 +232,8 @@ export type IngestActivities = ReturnType<typeof createIngestActivities>;
 export function documentId(sourceKey: string, line: number): string {
   return createHash('sha256').update(`${sourceKey}\n${line}`).digest('hex').slice(0, 24);
 }
+
+const joinUrl = (base: string, key: string) => (base.endsWith('/') ? base + key : `${base}/${key}`);
 
 const partName = (fileIndex: number) => String(fileIndex).padStart(5, '0');
 

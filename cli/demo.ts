@@ -15,6 +15,7 @@ import { locateModel, pushModelCommand } from './lm-command';
 import { startWorkers } from '../workers/worker';
 import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
 import { connectClient } from './temporal-client';
+import { ensureEngine } from './engine';
 import { taskQueueName } from '../workflows/shared';
 
 /** The bundled sample corpus, in Pile format (see samples/pile/PROVENANCE.md). */
@@ -83,9 +84,14 @@ export async function runDemo(config: Config, options: DemoOptions, log: (line: 
     log(
       `TTT-NN on ${options.tttDocs} document(s) per domain of ${docs.length} ingested ones; models: ${modelUrl}, all-MiniLM-L6-v2`,
     );
+    await ensureEngine(config, log);
     const settings = (await initBackend({ backend: config.backend, log })).gpu === true ? DEMO_TTT_GPU : DEMO_TTT;
     const encoder = await loadEncoder(await ensureMiniLM(config.toolsDir, log), { log, backend: config.backend });
-    const lm = await loadCausalLM(await locateModel(config, modelUrl, log), { log, backend: config.backend });
+    const lm = await loadCausalLM(await locateModel(config, modelUrl, log), {
+      log,
+      backend: config.backend,
+      training: true,
+    });
     const eot = lm.tokenizer.specialTokenId('eos_token');
     if (eot === undefined) throw new Error(`${modelUrl}: the tokenizer names no eos_token`);
     const result = tttNnOnCorpus(docs, encoder, { ...lm, eot }, { ...settings, testsPerDomain: options.tttDocs }, log);

