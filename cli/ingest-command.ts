@@ -1,17 +1,20 @@
 import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../core/config';
 import { SKIP_REASONS } from '../core/corpus/pile-reader';
 import { ingestWorkflow } from '../workflows/ingest';
+import { pagedStageId } from '../workflows/paged';
 import {
+  INGEST_FILES_STAGE,
   type IngestFileHeartbeat,
   type IngestInput,
   type IngestSummary,
+  ingestProgressFromCounters,
   ingestProgressQuery,
   taskQueueName,
 } from '../workflows/shared';
+import { pagedWorkStatus } from './paged-progress';
 
 export interface IngestCommandOptions {
   input: string;
@@ -60,7 +63,10 @@ export async function startIngest(
   }
 }
 
-/** Waits for the result, drawing a progress bar from the workflow's query plus in-flight activity heartbeats. */
+/**
+ * Waits for the result, drawing a progress bar from the workflow's query; while files are being ingested, from the
+ * paged stage's counters (finished pages and running ones) plus the heartbeats of the files in flight.
+ */
 export async function followIngest(
   handle: WorkflowHandle<typeof ingestWorkflow>,
   showProgress: boolean,
@@ -77,11 +83,15 @@ export async function followIngest(
   let hinted = false;
   const update = async () => {
     try {
-      const progress = await handle.query(ingestProgressQuery);
+      let progress = await handle.query(ingestProgressQuery);
       let inflight = 0;
-      for (const activity of (await handle.describe()).raw.pendingActivities ?? []) {
-        const payload = activity.heartbeatDetails?.payloads?.[0];
-        if (payload) inflight += defaultPayloadConverter.fromPayload<IngestFileHeartbeat>(payload).rawBytesRead ?? 0;
+      if (progress.phase === 'ingesting') {
+        const stageId = pagedStageId(handle.workflowId, INGEST_FILES_STAGE);
+        const stage = await pagedWorkStatus(handle.client, stageId, true).catch(() => undefined);
+        if (stage) {
+          progress = { ...progress, ...ingestProgressFromCounters(stage.counters) };
+          for (const beat of stage.heartbeats) inflight += (beat as IngestFileHeartbeat).rawBytesRead ?? 0;
+        }
       }
       const total = Math.max(1, progress.bytesTotal);
       const done = Math.min(total, progress.bytesDone + inflight);
@@ -138,5 +148,8 @@ export function formatIngestSummary(summary: IngestSummary): string {
       : `skipped lines: ${skipped.map((reason) => `${reason} ${summary.skipped[reason]}`).join(', ')}`,
   );
   for (const { file, error } of summary.fileErrors) lines.push(`damaged file ${file}: ${error}`);
+  if (summary.fileErrorsOmitted) {
+    lines.push(`… and ${summary.fileErrorsOmitted} more damaged files (all listed in the manifest)`);
+  }
   return lines.join('\n');
 }

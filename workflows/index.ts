@@ -1,2 +1,3 @@
 // Every workflow the workers register; the bundler starts here.
 export { ingestWorkflow } from './ingest';
+export { pagedWorkWorkflow, pageWorkflow } from './paged';

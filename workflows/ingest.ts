@@ -1,32 +1,28 @@
-import { proxyActivities, setHandler } from '@temporalio/workflow';
+import { executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { IngestActivities } from '../activities/ingest';
+import { pagedStageId, pagedWorkWorkflow } from './paged';
+import { activityOptions } from './profiles';
 import {
-  type FileIngestResult,
+  INGEST_FILES_STAGE,
   type IngestInput,
   type IngestProgress,
   type IngestSummary,
+  ingestProgressFromCounters,
   ingestProgressQuery,
   taskQueueName,
 } from './shared';
 
 /**
- * Pile files → sharded Parquet + manifest. Plans (lists inputs, derives the version), ingests each file
- * as one heartbeating activity with at most `concurrency` in flight, then writes the manifest last.
+ * Pile files → sharded Parquet + manifest. Plans (lists inputs, derives the version, stores the file list), ingests
+ * each file as one heartbeating activity in a paged stage (child workflows, at most `concurrency` files in flight),
+ * then writes the manifest last. Only references and counts pass through history: the file list, the per-file
+ * records and the shard lists stay in the store.
  */
 export async function ingestWorkflow(input: IngestInput): Promise<IngestSummary> {
   const taskQueue = taskQueueName(input.taskQueuePrefix, 'cpu');
-  const { planIngest, writeIngestManifest } = proxyActivities<IngestActivities>({
-    taskQueue,
-    startToCloseTimeout: '10 minutes',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
-  });
-  const { ingestFile } = proxyActivities<IngestActivities>({
-    taskQueue,
-    startToCloseTimeout: '24 hours',
-    // A killed worker stops heartbeating: the file is retried elsewhere from its last committed shard.
-    heartbeatTimeout: `${input.heartbeatTimeoutSeconds} seconds`,
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
-  });
+  const { planIngest, writeIngestManifest } = proxyActivities<IngestActivities>(
+    activityOptions('control', taskQueue, input.heartbeatTimeoutSeconds),
+  );
 
   const progress: IngestProgress = {
     phase: 'planning',
@@ -43,27 +39,30 @@ export async function ingestWorkflow(input: IngestInput): Promise<IngestSummary>
   Object.assign(progress, {
     phase: 'ingesting',
     version: plan.version,
-    filesTotal: plan.files.length,
-    bytesTotal: plan.files.reduce((sum, f) => sum + f.size, 0),
+    filesTotal: plan.files,
+    bytesTotal: plan.bytesTotal,
   });
 
-  const results: FileIngestResult[] = new Array<FileIngestResult>(plan.files.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < plan.files.length) {
-      const fileIndex = next++;
-      const result = await ingestFile({ plan, fileIndex, limits: input.limits });
-      results[fileIndex] = result;
-      progress.filesDone += 1;
-      progress.bytesDone += plan.files[fileIndex]!.size;
-      progress.documents += result.documents;
-      progress.skipped += Object.values(result.skipped).reduce((sum, n) => sum + n, 0);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(input.concurrency, plan.files.length) }, lane));
+  // Live progress of this phase is the stage's (pagedProgressQuery on `<this id>/files` and its running pages).
+  const counters = await executeChild(pagedWorkWorkflow, {
+    workflowId: pagedStageId(workflowInfo().workflowId, INGEST_FILES_STAGE),
+    args: [
+      {
+        activity: 'ingestFile',
+        args: { outStoreUrl: plan.outStoreUrl, limits: input.limits },
+        total: plan.files,
+        taskQueue,
+        profile: 'item',
+        heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
+        concurrency: input.concurrency,
+        // One page at a time: `concurrency` bounds the files in flight, as the configuration says.
+        pageConcurrency: 1,
+      },
+    ],
+  });
+  Object.assign(progress, ingestProgressFromCounters(counters), { phase: 'manifest' });
 
-  progress.phase = 'manifest';
-  const summary = await writeIngestManifest({ plan, limits: input.limits, results });
+  const summary = await writeIngestManifest({ outStoreUrl: plan.outStoreUrl, limits: input.limits });
   progress.phase = 'done';
   return summary;
 }

@@ -1,5 +1,6 @@
 import { defineQuery } from '@temporalio/workflow';
 import type { SkipReason } from '../core/corpus/pile-reader';
+import type { Counters } from './paged';
 
 /** Task queues by kind; the full name is `<prefix>-<kind>` so that test runs and deployments can share a server. */
 export const QUEUE_KINDS = ['cpu', 'gpu', 'index'] as const;
@@ -36,12 +37,28 @@ export interface IngestFileRef {
   fingerprint: string;
 }
 
-export interface IngestPlan {
+/**
+ * The plan as stored under `<outStoreUrl>/`: `plan.json` (this header, written last) and the file list in chunks of
+ * `chunkSize` entries, `plan/00000.json`, `plan/00001.json`, …, so that one file's activity reads one chunk.
+ */
+export interface IngestPlanHeader {
   /** Content-derived: the same input and limits give the same version, any change a new one. */
   version: string;
   inputStoreUrl: string;
   outStoreUrl: string;
-  files: IngestFileRef[];
+  files: number;
+  bytesTotal: number;
+  chunkSize: number;
+}
+
+/** What planIngest returns to the workflow: references and counts, never the file list. */
+export type IngestPlanRef = Pick<IngestPlanHeader, 'version' | 'outStoreUrl' | 'files' | 'bytesTotal'>;
+
+/** The argument of ingestFile, the same for every file but `index`. */
+export interface IngestFileInput {
+  outStoreUrl: string;
+  limits: IngestLimits;
+  index: number;
 }
 
 export interface DomainCount {
@@ -77,8 +94,13 @@ export interface IngestSummary {
   shards: number;
   skipped: Partial<Record<IngestSkipReason, number>>;
   domains: Record<string, DomainCount>;
+  /** Damaged files; the summary lists the first `MAX_SUMMARY_FILE_ERRORS`, the manifest every one. */
   fileErrors: { file: string; error: string }[];
+  /** Set when the list above was cut: how many damaged files it leaves out. */
+  fileErrorsOmitted?: number;
 }
+
+export const MAX_SUMMARY_FILE_ERRORS = 100;
 
 export interface IngestProgress {
   phase: 'planning' | 'ingesting' | 'manifest' | 'done';
@@ -93,6 +115,29 @@ export interface IngestProgress {
 }
 
 export const ingestProgressQuery = defineQuery<IngestProgress>('ingestProgress');
+
+/** The paged stage of an ingest (one ingestFile per file): its workflow id is `<ingest id>/files`. */
+export const INGEST_FILES_STAGE = 'files';
+
+/**
+ * What one ingestFile returns, summed over files by the paged stage: `files` (1), `bytes_in` (input size),
+ * `documents`, `text_bytes`, `lines`, `shards`, `damaged_files` (0 or 1) and `skipped_<reason>` per skip reason.
+ */
+export type IngestFileCounters = Counters;
+
+/** The progress fields that follow from the summed counters of finished files. */
+export function ingestProgressFromCounters(
+  counters: Counters,
+): Pick<IngestProgress, 'filesDone' | 'bytesDone' | 'documents' | 'skipped'> {
+  let skipped = 0;
+  for (const [name, n] of Object.entries(counters)) if (name.startsWith('skipped_')) skipped += n;
+  return {
+    filesDone: counters.files ?? 0,
+    bytesDone: counters.bytes_in ?? 0,
+    documents: counters.documents ?? 0,
+    skipped,
+  };
+}
 
 /** What an ingestFile activity heartbeats: its resumable checkpoint and its live progress. */
 export interface IngestFileHeartbeat {

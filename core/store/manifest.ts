@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ArtifactStore, type ObjectInfo, StoreError } from './artifact-store';
+import { StreamedArray, writeJson } from './json-stream';
 
 /**
  * An artifact is a set of data objects plus one manifest object written after all of them.
@@ -29,6 +31,60 @@ export async function writeManifest<Body>(
   const sorted = [...objects].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const manifest: Manifest<Body> = { format: 'tttnn.manifest/1', kind, objects: sorted, body };
   return store.putBytes(key, `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/**
+ * `writeManifest` for an artifact too large to hold in memory: `objects` (produced in ascending key order, which is
+ * checked) and every `StreamedArray` in `body` are written as they come, to a local file that is then uploaded.
+ * The bytes are those `writeManifest` would write for the same content. `beforeUpload` runs once the file is
+ * complete, before the manifest appears in the store (for companions that must not come after it).
+ */
+export async function writeManifestStreamed(
+  store: ArtifactStore,
+  key: string,
+  kind: string,
+  objects: () => AsyncIterable<ObjectInfo>,
+  body: unknown,
+  options: { beforeUpload?: () => Promise<void> } = {},
+): Promise<ObjectInfo> {
+  async function* ascending(): AsyncIterable<ObjectInfo> {
+    let previous: string | undefined;
+    for await (const object of objects()) {
+      if (previous !== undefined && !(previous < object.key)) {
+        throw new Error(`manifest objects out of order: ${object.key} after ${previous}`);
+      }
+      previous = object.key;
+      yield object;
+    }
+  }
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-manifest-'));
+  const local = path.join(scratch, 'manifest.json');
+  try {
+    const file = await fs.open(local, 'w');
+    try {
+      let pending: string[] = [];
+      let pendingLength = 0;
+      const flush = async () => {
+        await file.write(pending.join(''));
+        pending = [];
+        pendingLength = 0;
+      };
+      const manifest = { format: 'tttnn.manifest/1', kind, objects: new StreamedArray(ascending), body };
+      await writeJson(manifest, async (text) => {
+        pending.push(text);
+        pendingLength += text.length;
+        if (pendingLength >= 1 << 20) await flush();
+      });
+      pending.push('\n');
+      await flush();
+    } finally {
+      await file.close();
+    }
+    await options.beforeUpload?.();
+    return await store.putFile(key, local);
+  } finally {
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
 }
 
 /** The manifest at `key`, or undefined when the artifact is not (yet) complete. */

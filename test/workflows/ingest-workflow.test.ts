@@ -5,10 +5,12 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { IngestActivities } from '../../activities/ingest';
 import { ensureTemporalCli } from '../../infra/tools';
 import { ingestWorkflow } from '../../workflows/ingest';
+import type { Counters } from '../../workflows/paged';
 import {
-  type FileIngestResult,
+  type IngestFileInput,
   type IngestInput,
-  type IngestPlan,
+  type IngestPlanRef,
+  type IngestSummary,
   ingestProgressQuery,
   taskQueueName,
 } from '../../workflows/shared';
@@ -22,7 +24,7 @@ describe('ingestWorkflow', () => {
   let queueCounter = 0;
 
   beforeAll(async () => {
-    // The failure test fails on purpose: keep the SDK's warnings about it out of the test output.
+    // The failure tests fail on purpose: keep the SDK's warnings about them out of the test output.
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     const path = await ensureTemporalCli(testConfig().toolsDir, () => undefined);
     env = await TestWorkflowEnvironment.createLocal({
@@ -41,21 +43,26 @@ describe('ingestWorkflow', () => {
     heartbeatTimeoutSeconds: 5,
     taskQueuePrefix: prefix,
   });
-  const plan: IngestPlan = {
-    version: 'v1',
-    inputStoreUrl: 's3://in/x',
-    outStoreUrl: 's3://out/y/v1',
-    files: Array.from({ length: 5 }, (_, i) => ({ key: `f${i}.jsonl`, size: 100 + i, fingerprint: `fp${i}` })),
-  };
-  const result = (file: string): FileIngestResult => ({
-    file,
-    lines: 3,
+  const plan: IngestPlanRef = { version: 'v1', outStoreUrl: 's3://out/y/v1', files: 5, bytesTotal: 510 };
+  const counters = (index: number): Counters => ({
+    files: 1,
+    bytes_in: 100 + index,
     documents: 2,
-    bytes: 20,
-    skipped: { malformed_json: 1 },
-    domains: { Github: { documents: 2, bytes: 20 } },
-    shards: [],
+    text_bytes: 20,
+    shards: 1,
+    skipped_malformed_json: 1,
   });
+  const summary: IngestSummary = {
+    version: 'v1',
+    manifestUrl: 's3://out/y/v1/manifest.json',
+    files: 5,
+    documents: 10,
+    bytes: 100,
+    shards: 5,
+    skipped: { malformed_json: 5 },
+    domains: {},
+    fileErrors: [],
+  };
 
   async function runWith(activities: Partial<IngestActivities>, run: (prefix: string) => Promise<void>) {
     const prefix = `wf-${queueCounter++}`;
@@ -70,35 +77,35 @@ describe('ingestWorkflow', () => {
     await worker.runUntil(run(prefix));
   }
 
-  it('ingests every file with at most `concurrency` in flight, then writes the manifest last', async () => {
+  /** The innermost cause of a failure: through the ingest, its paged stage, the page and the activity. */
+  function rootCause(error: unknown): Error {
+    let cause = error as Error;
+    while (cause.cause instanceof Error) cause = cause.cause;
+    return cause;
+  }
+
+  it('ingests every file with at most `concurrency` in flight and small inputs, then writes the manifest last', async () => {
     const events: string[] = [];
+    const fileInputs: IngestFileInput[] = [];
+    const manifestInputs: unknown[] = [];
     let inFlight = 0;
     let maxInFlight = 0;
     await runWith(
       {
         planIngest: () => Promise.resolve(plan),
-        ingestFile: async ({ fileIndex }) => {
+        ingestFile: async (fileInput) => {
+          fileInputs.push(fileInput);
           inFlight += 1;
           maxInFlight = Math.max(maxInFlight, inFlight);
           await new Promise((resolve) => setTimeout(resolve, 50));
           inFlight -= 1;
-          events.push(`file ${fileIndex}`);
-          return result(plan.files[fileIndex]!.key);
+          events.push(`file ${fileInput.index}`);
+          return counters(fileInput.index);
         },
-        writeIngestManifest: ({ results }) => {
+        writeIngestManifest: (manifestInput) => {
           events.push('manifest');
-          expect(results.map((r) => r.file)).toEqual(plan.files.map((f) => f.key));
-          return Promise.resolve({
-            version: 'v1',
-            manifestUrl: 's3://out/y/v1/manifest.json',
-            files: results.length,
-            documents: 10,
-            bytes: 100,
-            shards: 0,
-            skipped: { malformed_json: 5 },
-            domains: {},
-            fileErrors: [],
-          });
+          manifestInputs.push(manifestInput);
+          return Promise.resolve(summary);
         },
       },
       async (prefix) => {
@@ -107,8 +114,7 @@ describe('ingestWorkflow', () => {
           taskQueue: taskQueueName(prefix, 'cpu'),
           args: [input(prefix)],
         });
-        const summary = await handle.result();
-        expect(summary.documents).toBe(10);
+        expect(await handle.result()).toEqual(summary);
         const progress = await handle.query(ingestProgressQuery);
         expect(progress).toEqual({
           phase: 'done',
@@ -124,7 +130,13 @@ describe('ingestWorkflow', () => {
     );
     expect(maxInFlight).toBe(2);
     expect(events.slice(0, 5).sort()).toEqual(['file 0', 'file 1', 'file 2', 'file 3', 'file 4']);
-    expect(events[5]).toBe('manifest');
+    expect(events.slice(5)).toEqual(['manifest']);
+    // References only: every file gets the same small argument but its index; the manifest step reads the store.
+    const limits = input('x').limits;
+    expect(fileInputs.sort((a, b) => a.index - b.index)).toEqual(
+      [0, 1, 2, 3, 4].map((index) => ({ outStoreUrl: plan.outStoreUrl, limits, index })),
+    );
+    expect(manifestInputs).toEqual([{ outStoreUrl: plan.outStoreUrl, limits }]);
   });
 
   it('fails with the cause when an input is missing, without retrying, and writes no manifest', async () => {
@@ -154,6 +166,41 @@ describe('ingestWorkflow', () => {
       },
     );
     expect(planCalls).toBe(1);
+    expect(manifestCalls).toBe(0);
+  });
+
+  it('fails through the stage and its page when a file fails for good, without retrying, and writes no manifest', async () => {
+    const fileCalls: number[] = [];
+    let manifestCalls = 0;
+    let error: unknown;
+    await runWith(
+      {
+        planIngest: () => Promise.resolve({ ...plan, files: 1, bytesTotal: 100 }),
+        ingestFile: ({ index }) => {
+          fileCalls.push(index);
+          throw ApplicationFailure.nonRetryable('input file s3://in/x/f0.jsonl does not exist', 'MissingInput');
+        },
+        writeIngestManifest: () => {
+          manifestCalls += 1;
+          return Promise.resolve(summary);
+        },
+      },
+      async (prefix) => {
+        error = await env.client.workflow
+          .execute(ingestWorkflow, {
+            workflowId: `ingest-${prefix}`,
+            taskQueue: taskQueueName(prefix, 'cpu'),
+            args: [input(prefix)],
+          })
+          .catch((e: unknown) => e);
+      },
+    );
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    const cause = rootCause(error);
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe('MissingInput');
+    expect(cause.message).toMatch(/f0\.jsonl does not exist/);
+    expect(fileCalls).toEqual([0]);
     expect(manifestCalls).toBe(0);
   });
 });
