@@ -68,7 +68,10 @@ export function createIngestActivities(deps: IngestDeps) {
         const refs = mapOrdered(keys, READ_CONCURRENCY, async (key) => {
           const stat = await store.stat(key);
           if (!stat) {
-            throw ApplicationFailure.nonRetryable(`input file ${joinUrl(storeUrl, key)} does not exist`, 'MissingInput');
+            throw ApplicationFailure.nonRetryable(
+              `input file ${joinUrl(storeUrl, key)} does not exist`,
+              'MissingInput',
+            );
           }
           return { key, size: stat.size, fingerprint: await fingerprint(store, key, stat.size) };
         });
@@ -311,6 +314,8 @@ export type IngestActivities = ReturnType<typeof createIngestActivities>;
 export function documentId(sourceKey: string, line: number): string {
   return createHash('sha256').update(`${sourceKey}\n${line}`).digest('hex').slice(0, 24);
 }
+
+const joinUrl = (base: string, key: string) => (base.endsWith('/') ? base + key : `${base}/${key}`);
 
 const partName = (index: number) => String(index).padStart(5, '0');
 const partKeyOf = (index: number) => `parts/${partName(index)}.json`;

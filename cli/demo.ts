@@ -15,7 +15,7 @@ import { locateModel, pushModelCommand } from './lm-command';
 import { startWorkers } from '../workers/worker';
 import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
 import { connectClient } from './temporal-client';
-import { ensureEngine } from './engine';
+import { ensureEngine } from '../infra/engine';
 import { taskQueueName } from '../workflows/shared';
 
 /** The bundled sample corpus, in Pile format (see samples/pile/PROVENANCE.md). */

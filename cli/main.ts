@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Config, ConfigError, loadConfig, redact } from '../core/config';
 import { infraDown, infraStatus, infraUp } from '../infra/local-infra';
@@ -9,6 +10,16 @@ import { runDemo } from './demo';
 import { lmBitsPerByte, lmTestTimeTraining, pushModelCommand } from './lm-command';
 import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
 import { connectClient } from './temporal-client';
+import {
+  followIndexBuild,
+  formatIndexSummary,
+  indexBuildInput,
+  indexBuildProgress,
+  listIndexBuilds,
+  promoteIndexBuild,
+  searchCommand,
+  startIndexBuild,
+} from './index-command';
 import { taskQueueName } from '../workflows/shared';
 
 const program = new Command('tttnn')
@@ -109,6 +120,112 @@ program
       await localWorker?.shutdown();
       await client.connection.close();
     }
+  });
+
+const index = program
+  .command('index')
+  .description('vector index builds: corpus shards → embeddings (gpu queue) → one index per shard (index queue)')
+  .addHelpText(
+    'after',
+    '\nSettings come from the config section `index` (root, encoder, kind, maxLength, ...): `--set index.kind=flat`.',
+  );
+index
+  .command('build')
+  .description('build (or resume, or attach to) an index over an ingested corpus version; prints its build id')
+  .requiredOption('--corpus <url>', 'the corpus version: its manifest URL or folder, as `tttnn ingest` prints it')
+  .option('--id <build id>', 'build id (default: derived from the corpus, the encoder and every setting)')
+  .option('--promote', 'make it the current build once it is finished')
+  .option('--no-progress', 'do not draw a progress bar')
+  .option('--local-worker', 'run workers for all queues in this process too (default when Temporal is on this machine)')
+  .option('--no-local-worker', 'rely on workers started elsewhere (`tttnn worker --queues cpu,gpu,index`)')
+  .action(
+    async (opts: { corpus: string; id?: string; promote?: boolean; progress: boolean; localWorker?: boolean }) => {
+      const local = opts.localWorker ?? /^(127\.0\.0\.1|localhost):/.test(cfg().temporal.address);
+      const c = cfg(local ? ['worker.queues=cpu,gpu,index'] : []);
+      const client = await connectClient(c);
+      let localWorker: RunningWorkers | undefined;
+      if (local) {
+        log("running workers for the cpu, gpu and index queues in this process ('tttnn worker' elsewhere scales out)");
+        localWorker = await startWorkers(c, () => undefined, true);
+      }
+      try {
+        const handle = await startIndexBuild(
+          client,
+          c,
+          indexBuildInput(c, { ...opts, promote: opts.promote === true }),
+        );
+        log(`index build workflow ${handle.workflowId} (Temporal UI: http://127.0.0.1:${c.temporal.uiPort})`);
+        log(formatIndexSummary(await followIndexBuild(client, handle, opts.progress)));
+      } finally {
+        await localWorker?.shutdown();
+        await client.connection.close();
+      }
+    },
+  );
+index
+  .command('status')
+  .description('progress of an index build workflow')
+  .argument('<workflow id>', 'as `index build` printed it (index-build/...)')
+  .action(async (workflowId: string) => {
+    const c = cfg();
+    const client = await connectClient(c);
+    try {
+      const handle = client.workflow.getHandle(workflowId);
+      const { status } = await handle.describe();
+      log(`${workflowId}: ${status.name}`);
+      if (status.name === 'RUNNING' || status.name === 'COMPLETED') {
+        const p = await indexBuildProgress(client, handle);
+        log(
+          `build ${p.buildId ?? '?'}: ${p.phase}; ${p.shardsTotal} shards, ${p.documentsTotal} documents; ` +
+            `embedded ${p.phase === 'embedding' ? p.stageDone : p.shardsEmbedded}, indexed ${p.phase === 'indexing' ? p.stageDone : p.shardsIndexed}`,
+        );
+      }
+    } finally {
+      await client.connection.close();
+    }
+  });
+index
+  .command('cancel')
+  .description('cancel a running index build (finished shards stay; building the same id again resumes)')
+  .argument('<workflow id>', 'as `index build` printed it (index-build/...)')
+  .action(async (workflowId: string) => {
+    const c = cfg();
+    const client = await connectClient(c);
+    try {
+      await client.workflow.getHandle(workflowId).cancel();
+      log(`cancellation requested for ${workflowId}`);
+    } finally {
+      await client.connection.close();
+    }
+  });
+index
+  .command('list')
+  .description('finished builds under the index root (* marks the current one)')
+  .action(async () => listIndexBuilds(cfg(), log));
+index
+  .command('promote')
+  .description('make a finished build the current one (one object written whole: readers see the old or the new)')
+  .argument('<build id>')
+  .action(async (buildId: string) => promoteIndexBuild(cfg(), buildId, log));
+
+program
+  .command('search')
+  .description('the nearest documents of a text in an index build: rank, distance, domain, document id, preview')
+  .argument('[text]', 'the query text (or --file)')
+  .option('-f, --file <path>', 'read the query from a file')
+  .option('--index <build>', "a build id, or 'current'", 'current')
+  .option('-k <n>', 'how many neighbors', (v) => positiveInt(v, '-k'), 20)
+  .option('--preview <chars>', 'characters of each text to show', (v) => positiveInt(v, '--preview'), 80)
+  .action(async (text: string | undefined, opts: { file?: string; index: string; k: number; preview: number }) => {
+    if ((text === undefined) === (opts.file === undefined)) {
+      throw new InvalidArgumentError('give the query as a text argument or with --file, not both');
+    }
+    const query = opts.file !== undefined ? await readFile(opts.file, 'utf8') : text!;
+    await searchCommand(
+      cfg(),
+      { index: opts.index, k: opts.k, text: query, label: opts.file ?? 'query', previewChars: opts.preview },
+      log,
+    );
   });
 
 const lm = program.command('lm').description('language-model tools: bits per byte and TTT-NN on local documents');

@@ -2,6 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
+import { INDEX_KINDS } from './index/kinds';
 
 /**
  * The one configuration object. Sources, later ones winning: defaults < config file < environment < flags.
@@ -91,6 +92,35 @@ export const configSchema = z.strictObject({
       maxDocumentBytes: positiveInt.default(64 * 1024 * 1024),
       concurrency: positiveInt.default(4),
       heartbeatTimeoutSeconds: positiveInt.default(60),
+    })
+    .prefault({}),
+  /** Index builds (`tttnn index build`) and search. */
+  index: z
+    .strictObject({
+      /** Where builds go (`<root>/builds/<build id>/`) and `current.json` points at the one that serves. */
+      root: z.string().min(1).default('s3://tttnn/indexes/default'),
+      /** A named model (all-minilm-l6-v2), a model version URL or a local HF folder. */
+      encoder: z.string().min(1).default('all-minilm-l6-v2'),
+      /** Tokens of each document the encoder sees: its first ones (MiniLM's limit; the reference's RoBERTa: 512). */
+      maxLength: positiveInt.default(256),
+      batchSize: positiveInt.default(32),
+      /** Documents per uploaded embedding segment: what a retried shard need not redo. */
+      segmentRows: positiveInt.default(1024),
+      kind: z.enum(INDEX_KINDS).default('usearch'),
+      /** Squared L2 ('l2sq', as faiss IndexFlatL2 and the reference) or cosine distance. */
+      metric: z.enum(['l2sq', 'cos']).default('l2sq'),
+      /** HNSW graph degree and beam widths (usearch, hnswlib); measured by `npm run bench:index`. */
+      connectivity: positiveInt.default(16),
+      expansionAdd: positiveInt.default(128),
+      expansionSearch: positiveInt.default(64),
+      /** Each shard's recall@k against exact search is measured at build time on this many of its vectors. */
+      recallQueries: positiveInt.default(200),
+      recallK: positiveInt.default(20),
+      embedConcurrency: positiveInt.default(2),
+      buildConcurrency: positiveInt.default(2),
+      heartbeatTimeoutSeconds: positiveInt.default(300),
+      /** Neighbors farther than this are dropped (the reference: 4.0 in squared L2, which filters nothing). */
+      maxDistance: z.coerce.number().positive().default(4),
     })
     .prefault({}),
 });

@@ -46,7 +46,10 @@ export async function ensureBuckets(config: Pick<Config, 's3'>, buckets: string[
     try {
       await client.send(new HeadBucketCommand({ Bucket: bucket }));
     } catch {
-      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      // Two processes starting at once (a CLI and a test run) may both see it missing: the loser's create is fine.
+      await client.send(new CreateBucketCommand({ Bucket: bucket })).catch((err: Error) => {
+        if (err.name !== 'BucketAlreadyOwnedByYou') throw err;
+      });
     }
   }
 }

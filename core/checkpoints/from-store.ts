@@ -35,20 +35,7 @@ export async function pushModel(
   if (!isFile && !existsSync(path.join(localPath, 'config.json'))) {
     throw new Error(`${localPath}: an HF folder needs a config.json`);
   }
-  const files = isFile
-    ? [{ rel: path.basename(localPath), abs: localPath }]
-    : (await fs.readdir(localPath, { recursive: true, withFileTypes: true }))
-        .filter((e) => e.isFile() && !e.name.startsWith('.'))
-        .map((e) => {
-          const abs = path.join(e.parentPath, e.name);
-          return { rel: path.relative(localPath, abs).split(path.sep).join('/'), abs };
-        })
-        .sort((a, b) => (a.rel < b.rel ? -1 : 1));
-  const hashed = await Promise.all(files.map(async (f) => ({ ...f, sha256: await sha256OfFile(f.abs) })));
-  const version = createHash('sha256')
-    .update(hashed.map((f) => `${f.rel}\t${f.sha256}\n`).join(''))
-    .digest('hex')
-    .slice(0, 16);
+  const { version, files: hashed } = await modelDigest(localPath);
   const key = `${name}/${version}`;
   if (await readManifest<ModelManifestBody>(store, `${key}/${MANIFEST_FILE}`, MODEL_KIND)) {
     log(`model ${store.url}${key} is already there`);
@@ -66,6 +53,32 @@ export async function pushModel(
     entry: isFile ? (hashed[0]?.rel ?? '') : '',
   });
   return { key, uploaded: true };
+}
+
+/**
+ * The version of a local `.gguf` file or HF folder: a digest of its files' relative names and SHA-256s (hidden
+ * files aside). The same files give the same digest wherever they are, so it also tells whether two workers
+ * loaded the same model.
+ */
+export async function modelDigest(
+  localPath: string,
+): Promise<{ version: string; files: { rel: string; abs: string; sha256: string }[] }> {
+  const isFile = (await fs.stat(localPath)).isFile();
+  const files = isFile
+    ? [{ rel: path.basename(localPath), abs: localPath }]
+    : (await fs.readdir(localPath, { recursive: true, withFileTypes: true }))
+        .filter((e) => e.isFile() && !e.name.startsWith('.'))
+        .map((e) => {
+          const abs = path.join(e.parentPath, e.name);
+          return { rel: path.relative(localPath, abs).split(path.sep).join('/'), abs };
+        })
+        .sort((a, b) => (a.rel < b.rel ? -1 : 1));
+  const hashed = await Promise.all(files.map(async (f) => ({ ...f, sha256: await sha256OfFile(f.abs) })));
+  const version = createHash('sha256')
+    .update(hashed.map((f) => `${f.rel}\t${f.sha256}\n`).join(''))
+    .digest('hex')
+    .slice(0, 16);
+  return { version, files: hashed };
 }
 
 /**

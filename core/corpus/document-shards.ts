@@ -75,18 +75,56 @@ export async function readDocumentShard(localPath: string): Promise<DocumentRow[
     const cursor = reader.getCursor();
     const rows: DocumentRow[] = [];
     for (let record = await cursor.next(); record; record = await cursor.next()) {
-      const r = record as Record<string, unknown>;
-      rows.push({
-        doc_id: String(r.doc_id),
-        domain: String(r.domain),
-        source_file: String(r.source_file),
-        line: Number(r.line),
-        byte_length: Number(r.byte_length),
-        text: String(r.text),
-      });
+      rows.push(toDocumentRow(record as Record<string, unknown>));
     }
     return rows;
   } finally {
     await reader.close();
   }
+}
+
+/**
+ * The rows at the given positions of a local shard, reading only the row groups that hold them (a neighbor's text
+ * without the rest of its shard in memory). Rows out of range are absent from the result.
+ */
+export async function readDocumentRows(
+  localPath: string,
+  positions: readonly number[],
+): Promise<Map<number, DocumentRow>> {
+  const reader = await ParquetReader.openFile(localPath);
+  try {
+    const found = new Map<number, DocumentRow>();
+    const cursor = reader.getCursor();
+    let groupStart = 0;
+    const groups = reader.metadata?.row_groups ?? [];
+    for (let g = 0; g < groups.length; g++) {
+      const groupRows = Number(groups[g]!.num_rows);
+      const wanted = positions.filter((p) => p >= groupStart && p < groupStart + groupRows);
+      if (wanted.length > 0) {
+        // The cursor reads row group `rowGroupIndex` on its next call once its current group is used up.
+        cursor.rowGroupIndex = g;
+        cursor.rowGroup = [];
+        cursor.cursorIndex = 0;
+        for (let row = groupStart; row <= Math.max(...wanted); row++) {
+          const record = (await cursor.next()) as Record<string, unknown>;
+          if (wanted.includes(row)) found.set(row, toDocumentRow(record));
+        }
+      }
+      groupStart += groupRows;
+    }
+    return found;
+  } finally {
+    await reader.close();
+  }
+}
+
+function toDocumentRow(r: Record<string, unknown>): DocumentRow {
+  return {
+    doc_id: String(r.doc_id),
+    domain: String(r.domain),
+    source_file: String(r.source_file),
+    line: Number(r.line),
+    byte_length: Number(r.byte_length),
+    text: String(r.text),
+  };
 }

@@ -1,4 +1,5 @@
 import { buildFlat, openFlat } from './flat';
+import { INDEX_KINDS, type IndexKind } from './kinds';
 import { buildHnswlib, openHnswlib } from './hnswlib';
 import { buildUsearch, openUsearch } from './usearch';
 
@@ -8,8 +9,7 @@ import { buildUsearch, openUsearch } from './usearch';
  * ties broken by the smaller row, and saves to one local file in the library's own format ('flat': ours).
  * Search is synchronous: the native bindings block the thread that calls them.
  */
-export const INDEX_KINDS = ['flat', 'usearch', 'hnswlib'] as const;
-export type IndexKind = (typeof INDEX_KINDS)[number];
+export { INDEX_KINDS, type IndexKind } from './kinds';
 
 export interface IndexParams {
   kind: IndexKind;

@@ -32,9 +32,9 @@ export interface WorkerProcess {
 }
 
 /** A real worker process (the built `dist/workers/main.js`), so that tests can SIGKILL it. */
-export async function spawnWorker(config: Config): Promise<WorkerProcess> {
+export async function spawnWorker(config: Config, queues = 'cpu'): Promise<WorkerProcess> {
   if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run 'npm run build' before the tests`);
-  const child = spawn(process.execPath, [WORKER_MAIN, '--queues', 'cpu'], {
+  const child = spawn(process.execPath, [WORKER_MAIN, '--queues', queues], {
     env: configEnv(config),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -43,7 +43,7 @@ export async function spawnWorker(config: Config): Promise<WorkerProcess> {
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const deadline = Date.now() + 60_000;
-  while (!output.includes('worker polling')) {
+  while ((output.match(/worker polling/g) ?? []).length < queues.split(',').length) {
     if (child.exitCode !== null) throw new Error(`worker exited at start: ${output}`);
     if (Date.now() > deadline) throw new Error(`worker did not start: ${output}`);
     await sleep(50);

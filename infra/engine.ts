@@ -1,5 +1,5 @@
 import type { Config } from '../core/config';
-import { CPU_TENSORFLOW, GPU_TENSORFLOW, ensureNativeTensorflow } from '../infra/tensorflow';
+import { CPU_TENSORFLOW, GPU_TENSORFLOW, ensureNativeTensorflow } from './tensorflow';
 
 /**
  * Makes sure the native TensorFlow binding is built before a command loads a model. `npm ci` wipes it, so a fresh

@@ -1,0 +1,212 @@
+import { createHash } from 'node:crypto';
+import { SingleBar } from 'cli-progress';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Config } from '../core/config';
+import { embedTexts } from '../core/embed';
+import { CURRENT_POINTER, INDEX_MANIFEST_KIND, type IndexManifestBody, promoteBuild } from '../core/index/build-layout';
+import { IndexBuildReader, type NeighborText } from '../core/index/retrieve';
+import { modelDigest } from '../core/checkpoints/from-store';
+import { loadEncoder } from '../core/models/registry';
+import { MANIFEST_FILE, readManifest } from '../core/store/manifest';
+import { openStore } from '../core/store/open-store';
+import { ensureEngine } from '../infra/engine';
+import { locateModel } from '../infra/models';
+import { buildIndexWorkflow } from '../workflows/index-build';
+import {
+  type IndexBuildInput,
+  type IndexBuildProgress,
+  type IndexBuildSummary,
+  indexBuildProgressQuery,
+} from '../workflows/index-types';
+import { pagedStageId } from '../workflows/paged';
+import { pagedWorkStatus } from './paged-progress';
+import { taskQueueName } from '../workflows/shared';
+
+export interface IndexBuildOptions {
+  corpus: string;
+  id?: string;
+  promote: boolean;
+}
+
+/** The workflow input of `tttnn index build`: the corpus, the build id if given, and the config's `index` section. */
+export function indexBuildInput(config: Config, options: IndexBuildOptions): IndexBuildInput {
+  const c = config.index;
+  return {
+    corpusManifestUrl: options.corpus.endsWith('.json')
+      ? options.corpus
+      : `${options.corpus.replace(/\/+$/, '')}/${MANIFEST_FILE}`,
+    encoder: c.encoder,
+    embed: { maxLength: c.maxLength, normalize: true, batchSize: c.batchSize, segmentRows: c.segmentRows },
+    index: {
+      kind: c.kind,
+      metric: c.metric,
+      connectivity: c.connectivity,
+      expansionAdd: c.expansionAdd,
+      expansionSearch: c.expansionSearch,
+    },
+    recall: { queries: c.recallQueries, k: c.recallK },
+    outUrl: c.root,
+    ...(options.id !== undefined ? { buildId: options.id } : {}),
+    promote: options.promote,
+    concurrency: { embed: c.embedConcurrency, index: c.buildConcurrency },
+    heartbeatTimeoutSeconds: c.heartbeatTimeoutSeconds,
+    taskQueuePrefix: config.temporal.taskQueuePrefix,
+  };
+}
+
+/** One workflow per request: the same request attaches to the running build (or returns the finished one). */
+export async function startIndexBuild(
+  client: Client,
+  config: Config,
+  input: IndexBuildInput,
+): Promise<WorkflowHandle<typeof buildIndexWorkflow>> {
+  const { promote: _promote, ...what } = input;
+  const workflowId = `index-build/${input.buildId ?? createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 12)}`;
+  try {
+    return await client.workflow.start(buildIndexWorkflow, {
+      workflowId,
+      taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
+      args: [input],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
+    throw err;
+  }
+}
+
+/** The build's progress: its own phase and counts, plus the running stage's items from its paged child. */
+export async function indexBuildProgress(
+  client: Client,
+  handle: WorkflowHandle<typeof buildIndexWorkflow>,
+): Promise<IndexBuildProgress & { stageDone: number }> {
+  const progress = await handle.query(indexBuildProgressQuery);
+  let stageDone = progress.phase === 'indexing' ? progress.shardsIndexed : progress.shardsEmbedded;
+  if (progress.phase === 'embedding' || progress.phase === 'indexing') {
+    const stage = progress.phase === 'embedding' ? 'embed' : 'index';
+    const child = await pagedWorkStatus(client.workflow, pagedStageId(handle.workflowId, stage)).catch(() => undefined);
+    if (child) stageDone = child.itemsDone;
+  }
+  return { ...progress, stageDone };
+}
+
+/** Waits for the build's result, drawing a bar per stage with an ETA. */
+export async function followIndexBuild(
+  client: Client,
+  handle: WorkflowHandle<typeof buildIndexWorkflow>,
+  showProgress: boolean,
+): Promise<IndexBuildSummary> {
+  const bar = new SingleBar({
+    format: 'index {phase} |{bar}| {value}/{total} shards · {vectors} vectors · ETA {eta_formatted}',
+    hideCursor: true,
+    noTTYOutput: true,
+    notTTYSchedule: 5000,
+    etaBuffer: 20,
+  });
+  let phase = '';
+  const update = async () => {
+    const progress = await indexBuildProgress(client, handle).catch(() => undefined);
+    if (!progress) return;
+    const payload = { phase: progress.phase.padEnd(9), vectors: progress.vectors };
+    const total = Math.max(1, progress.shardsTotal);
+    if (progress.phase !== phase) {
+      if (phase !== '') bar.stop();
+      bar.start(total, progress.stageDone, payload); // a new stage: a new bar, so that its ETA is its own
+      phase = progress.phase;
+    } else {
+      bar.update(progress.stageDone, payload);
+    }
+  };
+  const timer = showProgress ? setInterval(() => void update(), 1000) : undefined;
+  try {
+    const summary = await handle.result();
+    if (showProgress && phase !== '') {
+      bar.update(Math.max(1, summary.shards), { phase: 'done     ', vectors: summary.vectors });
+      bar.stop();
+    }
+    return summary;
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
+
+export function formatIndexSummary(summary: IndexBuildSummary): string {
+  const skipped = Object.entries(summary.skipped);
+  return [
+    `index build ${summary.buildId}: ${summary.vectors} vectors of ${summary.documents} documents in ${summary.shards} shards`,
+    `recall@${summary.recall.k} against exact search: min ${summary.recall.min.toFixed(4)}, mean ${summary.recall.mean.toFixed(4)}`,
+    `time: embedding ${summary.seconds.embed.toFixed(1)} s, indexing ${summary.seconds.index.toFixed(1)} s (summed over shards)`,
+    `skipped documents: ${skipped.length === 0 ? 'none' : skipped.map(([why, n]) => `${why} ${n}`).join(', ')}`,
+    `manifest: ${summary.manifestUrl}`,
+    summary.promoted
+      ? 'promoted: it is now the current build'
+      : `promote it with: tttnn index promote ${summary.buildId}`,
+  ].join('\n');
+}
+
+/** `tttnn index list`: the finished builds under the index root, the current one marked. */
+export async function listIndexBuilds(config: Config, log: (line: string) => void): Promise<void> {
+  const root = openStore(config.index.root, config);
+  const current = (await root.stat(CURRENT_POINTER))
+    ? (JSON.parse((await root.getBytes(CURRENT_POINTER)).toString('utf8')) as { buildId: string }).buildId
+    : undefined;
+  let count = 0;
+  for await (const object of root.list('builds/')) {
+    if (!object.key.endsWith(`/${MANIFEST_FILE}`)) continue;
+    const manifest = await readManifest<IndexManifestBody>(root, object.key, INDEX_MANIFEST_KIND);
+    if (!manifest) continue;
+    const b = manifest.body;
+    log(
+      `${b.buildId === current ? '*' : ' '} ${b.buildId}  ${b.index.kind.padEnd(7)} ${String(b.summary.vectors).padStart(9)} vectors` +
+        `  ${b.summary.shards} shards  recall@${b.summary.recall.k} ${b.summary.recall.min.toFixed(3)}  corpus ${b.corpus.version}`,
+    );
+    count += 1;
+  }
+  if (count === 0) log(`no finished builds under ${root.url}`);
+}
+
+export async function promoteIndexBuild(config: Config, buildId: string, log: (line: string) => void): Promise<void> {
+  await promoteBuild(openStore(config.index.root, config), buildId);
+  log(`build ${buildId} is now current under ${config.index.root}`);
+}
+
+/** `tttnn search`: embeds the query with the build's encoder (checked by digest) and prints the global top-k. */
+export async function searchCommand(
+  config: Config,
+  options: { index: string; k: number; text: string; label: string; previewChars: number },
+  log: (line: string) => void,
+): Promise<NeighborText[]> {
+  const store = (url: string) => openStore(url, config);
+  const reader = await IndexBuildReader.open(store(config.index.root), options.index, config.toolsDir, store);
+  try {
+    const { spec, digest } = reader.manifest.body.encoder;
+    await ensureEngine(config, log);
+    const dir = await locateModel(spec, { toolsDir: config.toolsDir, openStore: store, log });
+    const local = (await modelDigest(dir)).version;
+    if (local !== digest) {
+      throw new Error(
+        `encoder ${spec} here has digest ${local}, but build ${reader.buildId} was embedded with ${digest}: ` +
+          'queries would be compared with vectors of another model',
+      );
+    }
+    const { model, tokenizer } = await loadEncoder(dir, { backend: config.backend, log: () => undefined });
+    const embed = reader.manifest.body.embed;
+    const [query] = embedTexts(model, tokenizer, [options.text], {
+      maxLength: embed.maxLength,
+      normalize: embed.normalize,
+    });
+    const neighbors = await reader.texts(reader.search(query!, options.k, config.index.maxDistance)[0]!);
+    log(
+      `${options.label}: ${neighbors.length} nearest of build ${reader.buildId} (${reader.manifest.body.index.kind}, ${reader.manifest.body.index.metric})`,
+    );
+    log(`${'rank'.padStart(4)}  ${'distance'.padStart(8)}  ${'domain'.padEnd(18)} ${'document'.padEnd(24)} text`);
+    for (const n of neighbors) {
+      const preview = n.text.replace(/\s+/g, ' ').slice(0, options.previewChars);
+      log(
+        `${String(n.rank).padStart(4)}  ${n.distance.toFixed(4).padStart(8)}  ${n.domain.padEnd(18)} ${n.docId.padEnd(24)} ${preview}`,
+      );
+    }
+    return neighbors;
+  } finally {
+    reader.dispose();
+  }
+}

@@ -1,0 +1,68 @@
+import { executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { IndexBuildActivities } from '../activities/index-build';
+import { type Counters, pagedStageId, pagedWorkWorkflow } from './paged';
+import { activityOptions } from './profiles';
+import {
+  type IndexBuildInput,
+  type IndexBuildProgress,
+  type IndexBuildSummary,
+  indexBuildProgressQuery,
+} from './index-types';
+import { taskQueueName } from './shared';
+
+/**
+ * Corpus shards → embeddings (gpu queue) → one vector index per shard (index queue) → manifest, written last.
+ * Each stage fans out over shard numbers in pages of child workflows; only references and counts pass through
+ * history, so a build over 100,000 shards stays inside Temporal's limits.
+ */
+export async function buildIndexWorkflow(input: IndexBuildInput): Promise<IndexBuildSummary> {
+  const control = proxyActivities<IndexBuildActivities>(
+    activityOptions('control', taskQueueName(input.taskQueuePrefix, 'cpu')),
+  );
+  const progress: IndexBuildProgress = {
+    phase: 'planning',
+    shardsTotal: 0,
+    shardsEmbedded: 0,
+    shardsIndexed: 0,
+    documentsTotal: 0,
+    vectors: 0,
+  };
+  setHandler(indexBuildProgressQuery, () => progress);
+
+  const build = await control.planIndexBuild(input);
+  Object.assign(progress, { buildId: build.buildId, shardsTotal: build.shards, documentsTotal: build.documents });
+  const forEachShard = (stage: 'embed' | 'index', activity: keyof IndexBuildActivities): Promise<Counters> =>
+    executeChild(pagedWorkWorkflow, {
+      workflowId: pagedStageId(workflowInfo().workflowId, stage),
+      args: [
+        {
+          activity,
+          args: { buildUrl: build.buildUrl },
+          total: build.shards,
+          taskQueue: taskQueueName(input.taskQueuePrefix, stage === 'embed' ? 'gpu' : 'index'),
+          profile: 'item',
+          heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
+          concurrency: input.concurrency[stage],
+        },
+      ],
+    });
+
+  if (!build.done) {
+    progress.phase = 'embedding';
+    const embedded = await forEachShard('embed', 'embedShard');
+    Object.assign(progress, { shardsEmbedded: embedded.shards ?? 0, vectors: embedded.vectors ?? 0 });
+    progress.phase = 'indexing';
+    const indexed = await forEachShard('index', 'buildShardIndex');
+    progress.shardsIndexed = indexed.shards ?? 0;
+  }
+  progress.phase = 'manifest';
+  const summary = await control.writeIndexManifest({ buildUrl: build.buildUrl });
+  if (input.promote) await control.promoteIndexBuild({ outUrl: input.outUrl, buildId: build.buildId });
+  Object.assign(progress, {
+    phase: 'done',
+    shardsEmbedded: build.shards,
+    shardsIndexed: build.shards,
+    vectors: summary.vectors,
+  });
+  return { ...summary, promoted: input.promote };
+}
