@@ -175,7 +175,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
             } satisfies EmbedShardHeartbeat);
             await new Promise((resolve) => setImmediate(resolve)); // let the heartbeat and cancellation through
           }
-          const dimensions = vectors[0]?.length ?? 0;
+          const dimensions = loaded.encoder.hiddenSize; // also for a segment whose every document was skipped
           const flat = new Float32Array(vectors.length * dimensions);
           vectors.forEach((v, i) => flat.set(v, i * dimensions));
           const file = path.join(scratch, 'segment.parquet');

@@ -194,7 +194,7 @@ export async function searchCommand(
       maxLength: embed.maxLength,
       normalize: embed.normalize,
     });
-    const neighbors = await reader.texts(reader.search(query!, options.k, config.index.maxDistance)[0]!);
+    const neighbors = await reader.texts((await reader.search(query!, options.k, config.index.maxDistance))[0]!);
     log(
       `${options.label}: ${neighbors.length} nearest of build ${reader.buildId} (${reader.manifest.body.index.kind}, ${reader.manifest.body.index.metric})`,
     );

@@ -79,8 +79,13 @@ export const configSchema = z.strictObject({
     .strictObject({
       queues: z
         .union([z.string().transform((s) => s.split(',').map((q) => q.trim())), z.array(z.string())])
-        .pipe(z.array(z.enum(['cpu', 'gpu', 'index'])).min(1))
+        .pipe(z.array(z.enum(['cpu', 'gpu', 'index', 'retrieval'])).min(1))
         .default(['cpu']),
+      /** Shard groups whose retrieval queues a `retrieval` worker serves: `0-3,8` (a build has ceil(shards/shardsPerGroup)). */
+      retrievalGroups: z
+        .string()
+        .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'expected groups like 0-3,8')
+        .default('0-7'),
       maxConcurrentActivities: positiveInt.default(2),
       shutdownGraceSeconds: positiveInt.default(30),
     })
@@ -119,6 +124,8 @@ export const configSchema = z.strictObject({
       embedConcurrency: positiveInt.default(2),
       buildConcurrency: positiveInt.default(2),
       heartbeatTimeoutSeconds: positiveInt.default(300),
+      /** Shards per retrieval group: each group is searched by one activity on its own queue (`…-retrieval-g<n>`). */
+      shardsPerGroup: positiveInt.default(64),
       /** Neighbors farther than this are dropped (the reference: 4.0 in squared L2, which filters nothing). */
       maxDistance: z.coerce.number().positive().default(4),
     })
@@ -209,4 +216,14 @@ function setPath(target: Record<string, unknown>, keys: string[], value: unknown
 export function redact(text: string, config: Pick<Config, 's3'>): string {
   const secretValue = config.s3.secretAccessKey.reveal();
   return secretValue ? text.split(secretValue).join('***') : text;
+}
+
+/** `0-3,8` → [0, 1, 2, 3, 8]. */
+export function parseGroups(spec: string): number[] {
+  const groups = new Set<number>();
+  for (const part of spec.split(',')) {
+    const [from, to = from] = part.split('-').map(Number) as [number, number?];
+    for (let g = from; g <= to; g++) groups.add(g);
+  }
+  return [...groups].sort((a, b) => a - b);
 }

@@ -11,13 +11,15 @@ import {
 import { failFastOnPermanentErrors } from '../activities/failures';
 import { createIndexBuildActivities, type LoadedEncoder } from '../activities/index-build';
 import { createIngestActivities } from '../activities/ingest';
+import { createRetrievalActivities } from '../activities/retrieval';
+import { SearchThread } from '../core/index/search-thread';
 import { modelDigest } from '../core/checkpoints/from-store';
-import type { Config } from '../core/config';
+import { type Config, parseGroups } from '../core/config';
 import { loadEncoder } from '../core/models/registry';
 import { openStore } from '../core/store/open-store';
 import { ensureEngine } from '../infra/engine';
 import { locateModel } from '../infra/models';
-import { type QueueKind, taskQueueName } from '../workflows/shared';
+import { type QueueKind, retrievalQueue, taskQueueName } from '../workflows/shared';
 
 /** Prebuilt by `npm run build` (scripts/build-workflow-bundle.ts); bundling at start-up costs seconds. */
 export const WORKFLOW_BUNDLE = path.resolve(__dirname, '..', 'workflow-bundle.js');
@@ -31,16 +33,20 @@ function activitiesFor(kind: QueueKind, config: Config, log: (line: string) => v
   // Clients, caches and loaded models are built once per process and shared by every activity of that process.
   const deps = processDeps(config, log);
   const index = createIndexBuildActivities(deps);
+  const retrieval = createRetrievalActivities(deps);
   switch (kind) {
     case 'cpu':
       return failFastOnPermanentErrors({
         ...createIngestActivities(deps),
         ...pick(index, ['planIndexBuild', 'writeIndexManifest', 'promoteIndexBuild']),
+        ...pick(retrieval, ['planRetrieval', 'mergeNeighbors']),
       });
     case 'gpu':
       return failFastOnPermanentErrors(pick(index, ['embedShard']));
     case 'index':
       return failFastOnPermanentErrors(pick(index, ['buildShardIndex']));
+    case 'retrieval':
+      return failFastOnPermanentErrors(pick(retrieval, ['searchShards']));
   }
 }
 
@@ -58,6 +64,8 @@ function makeDeps(config: Config, log: (line: string) => void) {
   const encoders = new Map<string, Promise<LoadedEncoder>>();
   return {
     openStore: store,
+    cacheDir: config.toolsDir,
+    searchThread: new SearchThread(),
     encoderDigest: async (spec: string) => (await modelDigest(await locate(spec))).version,
     loadEncoder: (spec: string) => {
       let loaded = encoders.get(spec);
@@ -104,21 +112,29 @@ export async function startWorkers(
   try {
     for (const kind of config.worker.queues) {
       const activities = activitiesFor(kind, config, log);
-      const taskQueue = taskQueueName(config.temporal.taskQueuePrefix, kind);
-      const options: WorkerOptions = {
-        connection,
-        namespace: config.temporal.namespace,
-        taskQueue,
-        activities,
-        maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
-        shutdownGraceTime: `${config.worker.shutdownGraceSeconds} seconds`,
-      };
-      if (kind === 'cpu') {
-        if (existsSync(WORKFLOW_BUNDLE)) options.workflowBundle = { codePath: WORKFLOW_BUNDLE };
-        else options.workflowsPath = require.resolve('../workflows');
+      const prefix = config.temporal.taskQueuePrefix;
+      // A retrieval worker serves its shard groups, each on the group's own queue.
+      const groups = kind === 'retrieval' ? parseGroups(config.worker.retrievalGroups) : [];
+      const queues =
+        kind === 'retrieval' ? groups.map((g) => retrievalQueue(prefix, g)) : [taskQueueName(prefix, kind)];
+      for (const taskQueue of queues) {
+        const options: WorkerOptions = {
+          connection,
+          namespace: config.temporal.namespace,
+          taskQueue,
+          activities,
+          maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+          shutdownGraceTime: `${config.worker.shutdownGraceSeconds} seconds`,
+        };
+        if (kind === 'cpu') {
+          if (existsSync(WORKFLOW_BUNDLE)) options.workflowBundle = { codePath: WORKFLOW_BUNDLE };
+          else options.workflowsPath = require.resolve('../workflows');
+        }
+        workers.push(await Worker.create(options));
       }
-      workers.push(await Worker.create(options));
-      log(`worker polling ${taskQueue} on ${config.temporal.address} (pid ${process.pid})`);
+      const named =
+        kind === 'retrieval' ? `${retrievalQueue(prefix, '')}{${config.worker.retrievalGroups}}` : queues[0];
+      log(`worker polling ${named} on ${config.temporal.address} (pid ${process.pid})`);
     }
     if (workers.length === 0) throw new Error(`none of the queues ${config.worker.queues.join(',')} has work yet`);
   } catch (err) {

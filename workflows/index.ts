@@ -2,3 +2,4 @@
 export { buildIndexWorkflow } from './index-build';
 export { ingestWorkflow } from './ingest';
 export { pagedWorkWorkflow, pageWorkflow } from './paged';
+export { retrieveWorkflow } from './retrieve';

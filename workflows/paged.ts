@@ -33,6 +33,8 @@ export interface PagedWorkInput {
   pagesPerRun?: number;
   /** Optional: at most this many pages run at once (default 1, so that `concurrency` bounds the whole stage). */
   pageConcurrency?: number;
+  /** Item i runs on task queue `${taskQueue}${i}` instead of `taskQueue` (e.g. one queue per shard group). */
+  queuePerItem?: boolean;
 }
 
 /** What item activities return: small numeric counters (e.g. documents, bytes, skipped_<reason>), summed up the tree. */
@@ -155,10 +157,11 @@ export async function pageWorkflow(input: PagedWorkInput & { page: number }): Pr
   if (!Number.isInteger(input.page) || input.page < 0 || first >= end) {
     throw ApplicationFailure.nonRetryable(`page ${input.page} is outside the ${work.total} items`, 'InvalidInput');
   }
-  const activities = proxyActivities<Record<string, (arg: Record<string, unknown>) => Promise<Counters | undefined>>>(
-    activityOptions(work.profile, work.taskQueue, work.heartbeatTimeoutSeconds),
-  );
-  const item = activities[work.activity]!;
+  type Activities = Record<string, (arg: Record<string, unknown>) => Promise<Counters | undefined>>;
+  const on = (taskQueue: string) =>
+    proxyActivities<Activities>(activityOptions(work.profile, taskQueue, work.heartbeatTimeoutSeconds))[work.activity]!;
+  const shared = on(work.taskQueue);
+  const item = (index: number) => (work.queuePerItem === true ? on(`${work.taskQueue}${index}`) : shared);
 
   const counters: Counters = {};
   let itemsDone = 0;
@@ -166,7 +169,8 @@ export async function pageWorkflow(input: PagedWorkInput & { page: number }): Pr
   let next = first;
   const lane = async () => {
     while (next < end) {
-      addCounters(counters, await item({ ...work.args, index: next++ }));
+      const index = next++;
+      addCounters(counters, await item(index)({ ...work.args, index }));
       itemsDone += 1;
     }
   };

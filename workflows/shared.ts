@@ -3,11 +3,16 @@ import type { SkipReason } from '../core/corpus/pile-reader';
 import type { Counters } from './paged';
 
 /** Task queues by kind; the full name is `<prefix>-<kind>` so that test runs and deployments can share a server. */
-export const QUEUE_KINDS = ['cpu', 'gpu', 'index'] as const;
+export const QUEUE_KINDS = ['cpu', 'gpu', 'index', 'retrieval'] as const;
 export type QueueKind = (typeof QUEUE_KINDS)[number];
 
 export function taskQueueName(prefix: string, kind: QueueKind): string {
   return `${prefix}-${kind}`;
+}
+
+/** Retrieval runs per shard group, each group on its own queue, so that a worker keeps its groups' indexes open. */
+export function retrievalQueue(prefix: string, group: number | ''): string {
+  return `${taskQueueName(prefix, 'retrieval')}-g${group}`;
 }
 
 export type IngestSkipReason = SkipReason;

@@ -4,7 +4,8 @@ import { readDocumentRows } from '../corpus/document-shards';
 import type { ArtifactStore, ObjectInfo } from '../store/artifact-store';
 import { MANIFEST_FILE, type Manifest, downloadVerified, readManifest } from '../store/manifest';
 import { CURRENT_POINTER, INDEX_MANIFEST_KIND, type IndexManifestBody, type ShardIds } from './build-layout';
-import { type VectorIndex, openIndex } from './vector-index';
+import { IndexCache, type ShardSearchJob } from './search-thread';
+import type { SearchResult } from './vector-index';
 
 export interface Neighbor {
   rank: number;
@@ -30,15 +31,118 @@ export async function resolveBuildId(root: ArtifactStore, name: string): Promise
   return (JSON.parse((await root.getBytes(CURRENT_POINTER)).toString('utf8')) as { buildId: string }).buildId;
 }
 
+export async function readBuildManifest(root: ArtifactStore, buildId: string): Promise<Manifest<IndexManifestBody>> {
+  const manifest = await readManifest<IndexManifestBody>(
+    root,
+    `builds/${buildId}/${MANIFEST_FILE}`,
+    INDEX_MANIFEST_KIND,
+  );
+  if (!manifest) {
+    throw new Error(`no finished index build ${buildId} under ${root.url} ('tttnn index list' shows the builds)`);
+  }
+  return manifest;
+}
+
+/** One shard's index as a searcher holds it: the local file and its row → document map. */
+export interface LocalShard {
+  corpusShard: string;
+  indexFile: string;
+  ids: ShardIds;
+}
+
 /**
- * A finished index build, opened for search: every shard's index is downloaded once into a local cache (verified
- * against the manifest) and opened memory-mapped where the library can. Search is batched (many queries per call)
- * and merges the shards' top-k by distance, then document id, so that the order is the same on every machine.
+ * The local copies of some shards of a build (all by default): each index file and id map is downloaded once into
+ * `<cacheDir>/index-cache/<build id>/` and verified against the manifest. Shards without vectors are left out.
+ */
+export async function localShards(
+  root: ArtifactStore,
+  manifest: Manifest<IndexManifestBody>,
+  cacheDir: string,
+  which: (shard: number) => boolean = () => true,
+): Promise<LocalShard[]> {
+  const { buildId } = manifest.body;
+  const objects = new Map(manifest.objects.map((o) => [o.key, o]));
+  const entry = (key: string): ObjectInfo => {
+    const object = objects.get(key);
+    if (!object) throw new Error(`the manifest of build ${buildId} under ${root.url} does not list ${key}`);
+    return { ...object, key: `builds/${buildId}/${key}` };
+  };
+  const dir = path.join(cacheDir, 'index-cache');
+  const shards: LocalShard[] = [];
+  for (const [i, shard] of manifest.body.shards.entries()) {
+    if (!which(i) || !shard.index || !shard.ids) continue;
+    const indexFile = await cached(root, entry(shard.index), dir);
+    const ids = JSON.parse(await fs.readFile(await cached(root, entry(shard.ids), dir), 'utf8')) as ShardIds;
+    shards.push({ corpusShard: shard.shard, indexFile, ids });
+  }
+  return shards;
+}
+
+/** The search job over local shards for n × dimensions query floats. */
+export function searchJob(
+  manifest: Manifest<IndexManifestBody>,
+  shards: readonly LocalShard[],
+  queries: Float32Array,
+  k: number,
+): ShardSearchJob {
+  const { dimensions, index } = manifest.body;
+  if (queries.length % dimensions !== 0) {
+    throw new Error(`queries have ${queries.length} floats, not a multiple of the build's ${dimensions} dimensions`);
+  }
+  return { params: index, dimensions, files: shards.map((s) => s.indexFile), queries, k };
+}
+
+/**
+ * Per query, the `k` nearest over the shards' answers (`results[i]` from `shards[i]`), nearest first, ties broken
+ * by document id so that the order is the same on every machine; farther than `maxDistance` dropped.
+ */
+export function mergeTopK(
+  shards: readonly LocalShard[],
+  results: readonly SearchResult[],
+  queries: number,
+  k: number,
+  maxDistance = Infinity,
+): Neighbor[][] {
+  const candidates: Neighbor[][] = Array.from({ length: queries }, () => []);
+  results.forEach((result, s) => {
+    const shard = shards[s]!;
+    const perQuery = result.rows.length / queries;
+    for (let q = 0; q < queries; q++) {
+      for (let j = 0; j < perQuery; j++) {
+        const row = result.rows[q * perQuery + j]!;
+        const distance = result.distances[q * perQuery + j]!;
+        if (row < 0 || distance > maxDistance) continue;
+        candidates[q]!.push({
+          rank: 0,
+          distance,
+          docId: shard.ids.docIds[row]!,
+          corpusShard: shard.corpusShard,
+          shardRow: shard.ids.shardRows[row]!,
+        });
+      }
+    }
+  });
+  return candidates.map((list) => rankNeighbors(list, k));
+}
+
+/** Nearest first (distance, then document id), the first k, ranked from 1. */
+export function rankNeighbors(list: Neighbor[], k: number): Neighbor[] {
+  return list
+    .sort((a, b) => a.distance - b.distance || (a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : 0))
+    .slice(0, k)
+    .map((neighbor, i) => ({ ...neighbor, rank: i + 1 }));
+}
+
+/**
+ * A finished index build opened for search in this process (the CLI's `tttnn search`): every shard's index is
+ * cached locally and opened once. Evaluations retrieve through workers instead (activities/retrieval.ts).
  */
 export class IndexBuildReader {
+  private readonly indexes = new IndexCache();
+
   private constructor(
     readonly manifest: Manifest<IndexManifestBody>,
-    private readonly shards: { index?: VectorIndex; ids?: ShardIds; corpusShard: string }[],
+    private readonly shards: LocalShard[],
     private readonly corpus: ArtifactStore,
     private readonly cacheDir: string,
   ) {}
@@ -53,105 +157,55 @@ export class IndexBuildReader {
     cacheDir: string,
     openCorpus: (url: string) => ArtifactStore,
   ): Promise<IndexBuildReader> {
-    const buildId = await resolveBuildId(root, build);
-    const manifestKey = `builds/${buildId}/${MANIFEST_FILE}`;
-    const manifest = await readManifest<IndexManifestBody>(root, manifestKey, INDEX_MANIFEST_KIND);
-    if (!manifest) {
-      throw new Error(`no finished index build ${buildId} under ${root.url} ('tttnn index list' shows the builds)`);
-    }
-    const objects = new Map(manifest.objects.map((o) => [o.key, o]));
-    const dir = path.join(cacheDir, 'index-cache', buildId);
-    const entry = (key: string): ObjectInfo => {
-      const object = objects.get(key);
-      if (!object) throw new Error(`${root.url}${manifestKey} does not list ${key}`);
-      return { ...object, key: `builds/${buildId}/${key}` };
-    };
-    const shards = [];
-    for (const shard of manifest.body.shards) {
-      if (!shard.index || !shard.ids) {
-        shards.push({ corpusShard: shard.shard });
-        continue;
-      }
-      const indexFile = await cached(root, entry(shard.index), dir);
-      const idsFile = await cached(root, entry(shard.ids), dir);
-      shards.push({
-        corpusShard: shard.shard,
-        index: await openIndex(manifest.body.index, indexFile, manifest.body.dimensions, { view: true }),
-        ids: JSON.parse(await fs.readFile(idsFile, 'utf8')) as ShardIds,
-      });
-    }
+    const manifest = await readBuildManifest(root, await resolveBuildId(root, build));
+    const shards = await localShards(root, manifest, cacheDir);
     return new IndexBuildReader(manifest, shards, openCorpus(manifest.body.corpus.storeUrl), cacheDir);
   }
 
   /** Top-k neighbors of each query (n × dimensions floats), nearest first; farther than `maxDistance` dropped. */
-  search(queries: Float32Array, k: number, maxDistance = Infinity): Neighbor[][] {
-    const dims = this.manifest.body.dimensions;
-    if (queries.length % dims !== 0) {
-      throw new Error(`queries have ${queries.length} floats, not a multiple of the build's ${dims} dimensions`);
-    }
-    const n = queries.length / dims;
-    const merged: Neighbor[][] = Array.from({ length: n }, () => []);
-    for (const shard of this.shards) {
-      if (!shard.index || !shard.ids) continue;
-      const result = shard.index.search(queries, Math.min(k, shard.index.size));
-      const kk = result.rows.length / n;
-      for (let q = 0; q < n; q++) {
-        for (let j = 0; j < kk; j++) {
-          const row = result.rows[q * kk + j]!;
-          const distance = result.distances[q * kk + j]!;
-          if (row < 0 || distance > maxDistance) continue;
-          merged[q]!.push({
-            rank: 0,
-            distance,
-            docId: shard.ids.docIds[row]!,
-            corpusShard: shard.corpusShard,
-            shardRow: shard.ids.shardRows[row]!,
-          });
-        }
-      }
-    }
-    return merged.map((list) =>
-      list
-        .sort((a, b) => a.distance - b.distance || (a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : 0))
-        .slice(0, k)
-        .map((neighbor, i) => ({ ...neighbor, rank: i + 1 })),
-    );
+  async search(queries: Float32Array, k: number, maxDistance = Infinity): Promise<Neighbor[][]> {
+    const job = searchJob(this.manifest, this.shards, queries, k);
+    const results = await this.indexes.search(job);
+    return mergeTopK(this.shards, results, queries.length / this.manifest.body.dimensions, k, maxDistance);
   }
 
   /** The neighbors' texts and domains, read by (corpus shard, row): only the row groups that hold them. */
-  async texts(neighbors: readonly Neighbor[]): Promise<NeighborText[]> {
-    const corpusManifest = await readManifest<unknown>(this.corpus, MANIFEST_FILE, 'tttnn.ingest');
-    if (!corpusManifest) throw new Error(`the corpus ${this.corpus.url} of this build has no manifest any more`);
-    const objects = new Map(corpusManifest.objects.map((o) => [o.key, o]));
-    const byShard = new Map<string, Neighbor[]>();
-    for (const n of neighbors) byShard.set(n.corpusShard, [...(byShard.get(n.corpusShard) ?? []), n]);
-    const rows = new Map<string, Map<number, { domain: string; text: string }>>();
-    for (const [shard, list] of byShard) {
-      const object = objects.get(shard);
-      if (!object) throw new Error(`corpus ${this.corpus.url} does not list shard ${shard}`);
-      const local = await cached(
-        this.corpus,
-        object,
-        path.join(this.cacheDir, 'corpus-cache', sanitize(this.corpus.url)),
-      );
-      rows.set(
-        shard,
-        await readDocumentRows(
-          local,
-          list.map((n) => n.shardRow),
-        ),
-      );
-    }
-    return neighbors.map((n) => {
-      const row = rows.get(n.corpusShard)?.get(n.shardRow);
-      if (!row) throw new Error(`corpus shard ${n.corpusShard} has no row ${n.shardRow}`);
-      return { ...n, domain: row.domain, text: row.text };
-    });
+  texts(neighbors: readonly Neighbor[]): Promise<NeighborText[]> {
+    return neighborTexts(this.corpus, neighbors, this.cacheDir);
   }
 
   dispose(): void {
-    for (const shard of this.shards) shard.index?.dispose();
+    this.indexes.dispose();
   }
+}
+
+/** Texts and domains of neighbors from the corpus version's shards, cached locally, reading only needed row groups. */
+export async function neighborTexts(
+  corpus: ArtifactStore,
+  neighbors: readonly Neighbor[],
+  cacheDir: string,
+): Promise<NeighborText[]> {
+  const corpusManifest = await readManifest<unknown>(corpus, MANIFEST_FILE, 'tttnn.ingest');
+  if (!corpusManifest) throw new Error(`the corpus ${corpus.url} has no manifest`);
+  const objects = new Map(corpusManifest.objects.map((o) => [o.key, o]));
+  const byShard = new Map<string, number[]>();
+  for (const n of neighbors) byShard.set(n.corpusShard, [...(byShard.get(n.corpusShard) ?? []), n.shardRow]);
+  const rows = new Map<string, Map<number, { domain: string; text: string }>>();
+  for (const [shard, positions] of byShard) {
+    const object = objects.get(shard);
+    if (!object) throw new Error(`corpus ${corpus.url} does not list shard ${shard}`);
+    const local = await cached(
+      corpus,
+      object,
+      path.join(cacheDir, 'corpus-cache', corpus.url.replace(/[^\w.-]+/g, '_')),
+    );
+    rows.set(shard, await readDocumentRows(local, positions));
+  }
+  return neighbors.map((n) => {
+    const row = rows.get(n.corpusShard)?.get(n.shardRow);
+    if (!row) throw new Error(`corpus shard ${n.corpusShard} has no row ${n.shardRow}`);
+    return { ...n, domain: row.domain, text: row.text };
+  });
 }
 
 /** A store object in a local cache folder, downloaded and verified once (a marker file records the check). */
@@ -163,5 +217,3 @@ async function cached(store: ArtifactStore, object: ObjectInfo, dir: string): Pr
   await fs.writeFile(marker, '');
   return local;
 }
-
-const sanitize = (url: string) => url.replace(/[^\w.-]+/g, '_');

@@ -9,13 +9,16 @@ import type { Config } from '../../core/config';
 import { readDocumentShard } from '../../core/corpus/document-shards';
 import { embedTexts } from '../../core/embed';
 import { promoteBuild } from '../../core/index/build-layout';
+import { readNeighborsFile } from '../../core/index/neighbors-file';
 import { IndexBuildReader, resolveBuildId } from '../../core/index/retrieve';
+import { writeVectorsFile } from '../../core/index/vectors-file';
 import { loadEncoder } from '../../core/models/registry';
 import type { Manifest } from '../../core/store/manifest';
 import { downloadVerified } from '../../core/store/manifest';
 import { openStore } from '../../core/store/open-store';
 import { ensureMiniLM } from '../../infra/models';
 import type { IndexBuildSummary } from '../../workflows/index-types';
+import { retrieveWorkflow } from '../../workflows/retrieve';
 import { testConfig } from '../test-config';
 import { type WorkerProcess, spawnWorker, uniqueName, waitFor, writeGeneratedPile } from './harness';
 
@@ -121,8 +124,8 @@ describe('index build on the real Temporal server and versitygw', () => {
       const queries = new Float32Array(vectors.flatMap((v) => Array.from(v)));
       return {
         probes,
-        results: reader.search(queries, 5),
-        texts: await reader.texts(reader.search(queries, 2).flat()),
+        results: await reader.search(queries, 5),
+        texts: await reader.texts((await reader.search(queries, 2)).flat()),
       };
     } finally {
       reader.dispose();
@@ -157,6 +160,50 @@ describe('index build on the real Temporal server and versitygw', () => {
     const again = await build(config);
     expect(again.buildId).toBe(summary.buildId);
     expect(await keys()).toEqual(before);
+
+    // Batched retrieval through workers, two shard groups on their own queues: the same neighbors as the reader.
+    const queryFile = path.join(scratch, uniqueName('queries'));
+    const { model, tokenizer } = await loadEncoder(await ensureMiniLM(config.toolsDir, () => undefined), {
+      log: () => undefined,
+    });
+    const probeVectors = embedTexts(
+      model,
+      tokenizer,
+      probes.map((d) => d.text),
+      { maxLength: 64, normalize: true },
+    );
+    await writeVectorsFile(
+      queryFile,
+      probes.map((p, i) => ({ docId: p.docId, shardRow: i })),
+      new Float32Array(probeVectors.flatMap((v) => Array.from(v))),
+      probeVectors[0]!.length,
+    );
+    const retrievalOut = `s3://tttnn/${uniqueName('retrieval')}`;
+    await openStore(retrievalOut, config).putFile('queries.parquet', queryFile);
+    workers.push(await spawnWorker(config, 'retrieval'));
+    const retrieved = await client.workflow.execute(retrieveWorkflow, {
+      workflowId: uniqueName('retrieve'),
+      taskQueue: `${config.temporal.taskQueuePrefix}-cpu`,
+      args: [
+        {
+          indexRoot: config.index.root,
+          build: summary.buildId,
+          queriesUrl: `${retrievalOut}/queries.parquet`,
+          k: 5,
+          maxDistance: 4,
+          shardsPerGroup: 4,
+          outUrl: retrievalOut,
+          heartbeatTimeoutSeconds: 30,
+          taskQueuePrefix: config.temporal.taskQueuePrefix,
+        },
+      ],
+    });
+    expect(retrieved).toMatchObject({ buildId: summary.buildId, queries: 3, neighbors: 15 });
+    const neighborsFile = path.join(scratch, uniqueName('neighbors'));
+    await fs.writeFile(neighborsFile, await openStore(retrievalOut, config).getBytes('neighbors.parquet'));
+    const { queryIds, lists } = await readNeighborsFile(neighborsFile);
+    expect(queryIds).toEqual(probes.map((p) => p.docId));
+    expect(lists).toEqual(results);
 
     // Promotion: 'current' names it.
     await expect(resolveBuildId(root, 'current')).rejects.toThrow(/no build is current/);
@@ -198,5 +245,20 @@ describe('index build on the real Temporal server and versitygw', () => {
     expect(await objectsOf(config, id)).toEqual(await objectsOf(config, undisturbed.buildId));
     const [a, b] = [await neighborsOf(config, undisturbed.buildId), await neighborsOf(config, id)];
     expect(b.results).toEqual(a.results);
+
+    // A reader of 'current' keeps the build it opened while another is promoted; the next reader gets the new one.
+    const root = openStore(config.index.root, config);
+    const store = (url: string) => openStore(url, config);
+    await promoteBuild(root, undisturbed.buildId);
+    const reader = await IndexBuildReader.open(root, 'current', path.join(scratch, uniqueName('cache')), store);
+    const probe = new Float32Array(384).fill(1 / Math.sqrt(384));
+    const before = await reader.search(probe, 3);
+    await promoteBuild(root, id);
+    expect(reader.buildId).toBe(undisturbed.buildId);
+    expect(await reader.search(probe, 3)).toEqual(before);
+    reader.dispose();
+    const next = await IndexBuildReader.open(root, 'current', path.join(scratch, uniqueName('cache')), store);
+    expect(next.buildId).toBe(id);
+    next.dispose();
   });
 });

@@ -55,13 +55,16 @@ describe('embedShard', () => {
     let embedded = 0;
     const counting: LoadedEncoder = {
       ...encoder,
-      encoder: {
-        ...encoder.encoder,
-        forward: (ids, mask) => {
+      // The real encoder (its getters included), with a forward that counts the texts it embeds.
+      encoder: Object.assign(Object.create(encoder.encoder) as LoadedEncoder['encoder'], {
+        forward: (
+          ids: Parameters<LoadedEncoder['encoder']['forward']>[0],
+          mask: Parameters<LoadedEncoder['encoder']['forward']>[1],
+        ) => {
           embedded += ids.shape[0];
           return encoder.encoder.forward(ids, mask);
         },
-      },
+      }),
     };
     const acts = createIndexBuildActivities({
       openStore: (url) => {
@@ -135,6 +138,17 @@ describe('embedShard', () => {
     await new MockActivityEnvironment().run(again.acts.embedShard, { buildUrl: plan.buildUrl, index: 0 });
     expect(again.embedded()).toBe(0);
     expect(again.uploads).toEqual([]);
+  });
+
+  it('derives the build id from the corpus, the encoder and every setting', async () => {
+    const { acts } = activities();
+    const plan = (over: Partial<IndexBuildInput>): Promise<IndexBuildRef> =>
+      new MockActivityEnvironment().run(acts.planIndexBuild, { ...input('ids'), ...over });
+    const base = await plan({});
+    expect((await plan({})).buildId).toBe(base.buildId);
+    expect((await plan({ index: { kind: 'usearch', metric: 'l2sq' } })).buildId).not.toBe(base.buildId);
+    expect((await plan({ embed: { ...input('ids').embed, maxLength: 64 } })).buildId).not.toBe(base.buildId);
+    expect((await plan({ buildId: 'mine' })).buildId).toBe('mine');
   });
 
   it('refuses an encoder whose files differ from the build plan, naming both digests', async () => {

@@ -1,0 +1,143 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { IndexManifestBody } from '../core/index/build-layout';
+import { writeNeighborsFile } from '../core/index/neighbors-file';
+import {
+  type LocalShard,
+  type Neighbor,
+  localShards,
+  mergeTopK,
+  rankNeighbors,
+  readBuildManifest,
+  resolveBuildId,
+  searchJob,
+} from '../core/index/retrieve';
+import type { SearchThread } from '../core/index/search-thread';
+import { readVectorsFile } from '../core/index/vectors-file';
+import type { ArtifactStore } from '../core/store/artifact-store';
+import { type Manifest, writeManifest } from '../core/store/manifest';
+import { splitStoreUrl } from '../core/store/open-store';
+import type { Counters } from '../workflows/paged';
+import type { RetrievalInput, RetrievalPlan, RetrievalSummary } from '../workflows/retrieve';
+import { readJson } from './index-build';
+
+export const NEIGHBORS_MANIFEST_KIND = 'tttnn.neighbors';
+
+export interface RetrievalDeps {
+  openStore(url: string): ArtifactStore;
+  /** Where index files and corpus shards are cached on this machine. */
+  cacheDir: string;
+  /** The process's search thread: searches never run on the thread that heartbeats. */
+  searchThread: SearchThread;
+}
+
+/** What one group's search leaves in `<outUrl>/groups/<g>.json`: per query, that group's top k. */
+type GroupCandidates = Neighbor[][];
+
+export function createRetrievalActivities(deps: RetrievalDeps) {
+  const manifests = new Map<string, Promise<Manifest<IndexManifestBody>>>();
+  const shardsOf = new Map<string, Promise<LocalShard[]>>();
+  const queryFiles = new Map<string, Promise<{ ids: string[]; vectors: Float32Array }>>();
+  const once = <T>(cache: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> => {
+    let value = cache.get(key);
+    if (!value) {
+      value = load();
+      cache.set(key, value);
+      value.catch(() => cache.delete(key));
+    }
+    return value;
+  };
+  const manifestOf = (root: string, buildId: string) =>
+    once(manifests, `${root}|${buildId}`, () => readBuildManifest(deps.openStore(root), buildId));
+
+  return {
+    /** Pins the build (`current` is resolved once, so a promotion during the run does not mix two builds). */
+    async planRetrieval(input: RetrievalInput): Promise<RetrievalPlan> {
+      const root = deps.openStore(input.indexRoot);
+      const buildId = await resolveBuildId(root, input.build).catch((err: Error) => {
+        throw ApplicationFailure.nonRetryable(err.message, 'MissingBuild');
+      });
+      const manifest = await readBuildManifest(root, buildId).catch((err: Error) => {
+        throw ApplicationFailure.nonRetryable(err.message, 'MissingBuild');
+      });
+      return { buildId, groups: Math.ceil(manifest.body.shards.length / input.shardsPerGroup) };
+    },
+
+    /**
+     * Answers every query against one shard group: its indexes are downloaded once per worker (verified) and kept
+     * open on the search thread; the group's top k per query go to the store. Idempotent.
+     */
+    async searchShards(input: RetrievalInput & { buildId: string; index: number }): Promise<Counters> {
+      const ctx = Context.current();
+      const out = deps.openStore(input.outUrl);
+      const key = `groups/${String(input.index).padStart(5, '0')}.json`;
+      if (await out.stat(key)) return { groups: 1 };
+      const beat = setInterval(() => ctx.heartbeat(), 1000);
+      try {
+        const manifest = await manifestOf(input.indexRoot, input.buildId);
+        const first = input.index * input.shardsPerGroup;
+        const shards = await once(shardsOf, `${input.indexRoot}|${input.buildId}|${input.index}`, () =>
+          localShards(
+            deps.openStore(input.indexRoot),
+            manifest,
+            deps.cacheDir,
+            (s) => s >= first && s < first + input.shardsPerGroup,
+          ),
+        );
+        const queries = await once(queryFiles, input.queriesUrl, () => readQueries(deps, input.queriesUrl));
+        const results = await deps.searchThread.search(searchJob(manifest, shards, queries.vectors, input.k));
+        const candidates: GroupCandidates = mergeTopK(shards, results, queries.ids.length, input.k, input.maxDistance);
+        await out.putBytes(key, JSON.stringify(candidates));
+        return { groups: 1, shards: shards.length };
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    /** Merges the groups' candidates into each query's global top k, writes the neighbor lists and their manifest. */
+    async mergeNeighbors(input: RetrievalInput & RetrievalPlan): Promise<RetrievalSummary> {
+      const out = deps.openStore(input.outUrl);
+      const queries = await once(queryFiles, input.queriesUrl, () => readQueries(deps, input.queriesUrl));
+      const merged: Neighbor[][] = queries.ids.map(() => []);
+      for (let g = 0; g < input.groups; g++) {
+        Context.current().heartbeat(g);
+        const group = await readJson<GroupCandidates>(out, `groups/${String(g).padStart(5, '0')}.json`);
+        group.forEach((list, q) => merged[q]!.push(...list));
+      }
+      const lists = merged.map((list) => rankNeighbors(list, input.k));
+      const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-neighbors-'));
+      try {
+        const local = path.join(scratch, 'neighbors.parquet');
+        await writeNeighborsFile(local, queries.ids, lists);
+        const object = await out.putFile('neighbors.parquet', local);
+        const summary: RetrievalSummary = {
+          buildId: input.buildId,
+          neighborsUrl: `${input.outUrl.replace(/\/+$/, '')}/neighbors.parquet`,
+          queries: queries.ids.length,
+          neighbors: lists.reduce((n, l) => n + l.length, 0),
+        };
+        await writeManifest(out, 'manifest.json', NEIGHBORS_MANIFEST_KIND, [object], { ...summary, k: input.k });
+        return summary;
+      } finally {
+        await fs.rm(scratch, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+export type RetrievalActivities = ReturnType<typeof createRetrievalActivities>;
+
+async function readQueries(deps: RetrievalDeps, url: string): Promise<{ ids: string[]; vectors: Float32Array }> {
+  const { root, key } = splitStoreUrl(url);
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-queries-'));
+  try {
+    const local = path.join(scratch, 'queries.parquet');
+    await fs.writeFile(local, await deps.openStore(root).getBytes(key));
+    const file = await readVectorsFile(local);
+    return { ids: file.docIds, vectors: file.vectors };
+  } finally {
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
+}
