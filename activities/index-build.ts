@@ -259,6 +259,53 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
       }
     },
 
+    /**
+     * Re-reads one shard's objects (embedding segments, index file, id map) and checks their SHA-256 against its
+     * records. A damaged object is deleted with the records that depend on it, so that the build's next run
+     * redoes that shard and nothing else.
+     */
+    async verifyShard(input: { buildUrl: string; index: number }): Promise<Counters> {
+      const ctx = Context.current();
+      const out = deps.openStore(input.buildUrl);
+      const embeddingKey = embeddingRecordKey(input.index);
+      const indexKey = indexRecordKey(input.index);
+      const intact = async (object: ObjectInfo | undefined) => {
+        if (!object) return true;
+        ctx.heartbeat(object.key);
+        const hash = createHash('sha256');
+        let size = 0;
+        try {
+          for await (const chunk of await out.openRead(object.key)) {
+            hash.update(chunk as Buffer);
+            size += (chunk as Buffer).length;
+          }
+        } catch {
+          return false; // missing
+        }
+        return size === object.size && hash.digest('hex') === object.sha256;
+      };
+      let damaged: string[] = [];
+      if (await out.stat(embeddingKey)) {
+        const embedded = await readJson<EmbeddingRecord>(out, embeddingKey);
+        for (const segment of embedded.segments) if (!(await intact(segment))) damaged.push(segment.key);
+        if (damaged.length > 0) damaged.push(embeddingKey, indexKey); // the index was built from those vectors
+      }
+      if (damaged.length === 0 && (await out.stat(indexKey))) {
+        const indexed = await readJson<ShardIndexRecord>(out, indexKey);
+        for (const object of [indexed.index, indexed.ids]) if (!(await intact(object))) damaged.push(object!.key);
+        if (damaged.length > 0) damaged.push(indexKey);
+      }
+      damaged = [...new Set(damaged)];
+      for (const key of damaged) await out.delete(key);
+      if (damaged.length > 0) ctx.log.warn('damaged shard objects deleted; the build redoes them', { damaged });
+      return { shards: 1, ...(damaged.length > 0 ? { damaged_shards: 1 } : {}) };
+    },
+
+    /** Withdraws a build's manifest (after a verification found damage), so that the build runs again. */
+    async withdrawIndexManifest(input: { buildUrl: string }): Promise<void> {
+      await deps.openStore(input.buildUrl).delete(MANIFEST_FILE);
+    },
+
     /** Checks every shard's records and objects, then writes the manifest last. Idempotent. */
     async writeIndexManifest(input: { buildUrl: string }): Promise<Omit<IndexBuildSummary, 'promoted'>> {
       const out = deps.openStore(input.buildUrl);

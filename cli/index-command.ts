@@ -13,6 +13,7 @@ import { ensureEngine } from '../infra/engine';
 import { locateModel } from '../infra/models';
 import { buildIndexWorkflow } from '../workflows/index-build';
 import {
+  type EmbedShardHeartbeat,
   type IndexBuildInput,
   type IndexBuildProgress,
   type IndexBuildSummary,
@@ -26,6 +27,7 @@ export interface IndexBuildOptions {
   corpus: string;
   id?: string;
   promote: boolean;
+  verify?: boolean;
 }
 
 /** The workflow input of `tttnn index build`: the corpus, the build id if given, and the config's `index` section. */
@@ -48,6 +50,7 @@ export function indexBuildInput(config: Config, options: IndexBuildOptions): Ind
     outUrl: c.root,
     ...(options.id !== undefined ? { buildId: options.id } : {}),
     promote: options.promote,
+    ...(options.verify === true ? { verify: true } : {}),
     concurrency: { embed: c.embedConcurrency, index: c.buildConcurrency },
     heartbeatTimeoutSeconds: c.heartbeatTimeoutSeconds,
     taskQueuePrefix: config.temporal.taskQueuePrefix,
@@ -74,19 +77,36 @@ export async function startIndexBuild(
   }
 }
 
-/** The build's progress: its own phase and counts, plus the running stage's items from its paged child. */
+/**
+ * The build's progress: its phase and counts, plus the running stage's live figures from its paged child. Embedding
+ * counts documents (finished shards' plus the in-flight shards' heartbeats), so that one big shard moves the bar
+ * too; indexing counts shards.
+ */
 export async function indexBuildProgress(
   client: Client,
   handle: WorkflowHandle<typeof buildIndexWorkflow>,
-): Promise<IndexBuildProgress & { stageDone: number }> {
+): Promise<IndexBuildProgress & { unit: 'documents' | 'shards'; done: number; total: number }> {
   const progress = await handle.query(indexBuildProgressQuery);
-  let stageDone = progress.phase === 'indexing' ? progress.shardsIndexed : progress.shardsEmbedded;
-  if (progress.phase === 'embedding' || progress.phase === 'indexing') {
-    const stage = progress.phase === 'embedding' ? 'embed' : 'index';
-    const child = await pagedWorkStatus(client.workflow, pagedStageId(handle.workflowId, stage)).catch(() => undefined);
-    if (child) stageDone = child.itemsDone;
+  if (progress.phase === 'embedding') {
+    const stage = await pagedWorkStatus(client.workflow, pagedStageId(handle.workflowId, 'embed'), true).catch(
+      () => undefined,
+    );
+    const inFlight = (stage?.heartbeats ?? []).reduce<number>(
+      (sum, beat) => sum + ((beat as Partial<EmbedShardHeartbeat> | undefined)?.documentsDone ?? 0),
+      0,
+    );
+    const done = (stage?.counters.documents ?? 0) + inFlight;
+    return { ...progress, unit: 'documents', done, total: progress.documentsTotal };
   }
-  return { ...progress, stageDone };
+  let done = progress.phase === 'indexing' ? progress.shardsIndexed : progress.shardsTotal;
+  if (progress.phase === 'indexing') {
+    const stage = await pagedWorkStatus(client.workflow, pagedStageId(handle.workflowId, 'index')).catch(
+      () => undefined,
+    );
+    done = stage?.itemsDone ?? done;
+  }
+  if (progress.phase === 'planning') done = 0;
+  return { ...progress, unit: 'shards', done, total: progress.shardsTotal };
 }
 
 /** Waits for the build's result, drawing a bar per stage with an ETA. */
@@ -96,7 +116,7 @@ export async function followIndexBuild(
   showProgress: boolean,
 ): Promise<IndexBuildSummary> {
   const bar = new SingleBar({
-    format: 'index {phase} |{bar}| {value}/{total} shards · {vectors} vectors · ETA {eta_formatted}',
+    format: 'index {phase} |{bar}| {value}/{total} {unit} · ETA {eta_formatted}',
     hideCursor: true,
     noTTYOutput: true,
     notTTYSchedule: 5000,
@@ -105,22 +125,21 @@ export async function followIndexBuild(
   let phase = '';
   const update = async () => {
     const progress = await indexBuildProgress(client, handle).catch(() => undefined);
-    if (!progress) return;
-    const payload = { phase: progress.phase.padEnd(9), vectors: progress.vectors };
-    const total = Math.max(1, progress.shardsTotal);
+    if (!progress || progress.phase === 'planning') return;
+    const payload = { phase: progress.phase.padEnd(9), unit: progress.unit };
     if (progress.phase !== phase) {
       if (phase !== '') bar.stop();
-      bar.start(total, progress.stageDone, payload); // a new stage: a new bar, so that its ETA is its own
+      bar.start(Math.max(1, progress.total), progress.done, payload); // a new stage, a new bar: its ETA is its own
       phase = progress.phase;
     } else {
-      bar.update(progress.stageDone, payload);
+      bar.update(progress.done, payload);
     }
   };
   const timer = showProgress ? setInterval(() => void update(), 1000) : undefined;
   try {
     const summary = await handle.result();
     if (showProgress && phase !== '') {
-      bar.update(Math.max(1, summary.shards), { phase: 'done     ', vectors: summary.vectors });
+      bar.update(bar.getTotal(), { phase: phase.padEnd(9) });
       bar.stop();
     }
     return summary;

@@ -135,11 +135,19 @@ index
   .requiredOption('--corpus <url>', 'the corpus version: its manifest URL or folder, as `tttnn ingest` prints it')
   .option('--id <build id>', 'build id (default: derived from the corpus, the encoder and every setting)')
   .option('--promote', 'make it the current build once it is finished')
+  .option('--verify', 're-read every object of the build first and rebuild the shards whose objects are damaged')
   .option('--no-progress', 'do not draw a progress bar')
   .option('--local-worker', 'run workers for all queues in this process too (default when Temporal is on this machine)')
   .option('--no-local-worker', 'rely on workers started elsewhere (`tttnn worker --queues cpu,gpu,index`)')
   .action(
-    async (opts: { corpus: string; id?: string; promote?: boolean; progress: boolean; localWorker?: boolean }) => {
+    async (opts: {
+      corpus: string;
+      id?: string;
+      promote?: boolean;
+      verify?: boolean;
+      progress: boolean;
+      localWorker?: boolean;
+    }) => {
       const local = opts.localWorker ?? /^(127\.0\.0\.1|localhost):/.test(cfg().temporal.address);
       const c = cfg(local ? ['worker.queues=cpu,gpu,index'] : []);
       const client = await connectClient(c);
@@ -176,8 +184,8 @@ index
       if (status.name === 'RUNNING' || status.name === 'COMPLETED') {
         const p = await indexBuildProgress(client, handle);
         log(
-          `build ${p.buildId ?? '?'}: ${p.phase}; ${p.shardsTotal} shards, ${p.documentsTotal} documents; ` +
-            `embedded ${p.phase === 'embedding' ? p.stageDone : p.shardsEmbedded}, indexed ${p.phase === 'indexing' ? p.stageDone : p.shardsIndexed}`,
+          `build ${p.buildId ?? '?'}: ${p.phase}, ${p.done}/${p.total} ${p.unit}; ` +
+            `${p.shardsTotal} shards, ${p.documentsTotal} documents in all`,
         );
       }
     } finally {

@@ -38,13 +38,13 @@ function activitiesFor(kind: QueueKind, config: Config, log: (line: string) => v
     case 'cpu':
       return failFastOnPermanentErrors({
         ...createIngestActivities(deps),
-        ...pick(index, ['planIndexBuild', 'writeIndexManifest', 'promoteIndexBuild']),
+        ...pick(index, ['planIndexBuild', 'writeIndexManifest', 'withdrawIndexManifest', 'promoteIndexBuild']),
         ...pick(retrieval, ['planRetrieval', 'mergeNeighbors']),
       });
     case 'gpu':
       return failFastOnPermanentErrors(pick(index, ['embedShard']));
     case 'index':
-      return failFastOnPermanentErrors(pick(index, ['buildShardIndex']));
+      return failFastOnPermanentErrors(pick(index, ['buildShardIndex', 'verifyShard']));
     case 'retrieval':
       return failFastOnPermanentErrors(pick(retrieval, ['searchShards']));
   }
@@ -125,6 +125,8 @@ export async function startWorkers(
           activities,
           maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
           shutdownGraceTime: `${config.worker.shutdownGraceSeconds} seconds`,
+          // Heartbeat details carry progress that the CLI shows: send them within seconds, not the default minute.
+          maxHeartbeatThrottleInterval: '5 seconds',
         };
         if (kind === 'cpu') {
           if (existsSync(WORKFLOW_BUNDLE)) options.workflowBundle = { codePath: WORKFLOW_BUNDLE };

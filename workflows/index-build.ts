@@ -31,7 +31,7 @@ export async function buildIndexWorkflow(input: IndexBuildInput): Promise<IndexB
 
   const build = await control.planIndexBuild(input);
   Object.assign(progress, { buildId: build.buildId, shardsTotal: build.shards, documentsTotal: build.documents });
-  const forEachShard = (stage: 'embed' | 'index', activity: keyof IndexBuildActivities): Promise<Counters> =>
+  const forEachShard = (stage: 'verify' | 'embed' | 'index', activity: keyof IndexBuildActivities): Promise<Counters> =>
     executeChild(pagedWorkWorkflow, {
       workflowId: pagedStageId(workflowInfo().workflowId, stage),
       args: [
@@ -42,12 +42,23 @@ export async function buildIndexWorkflow(input: IndexBuildInput): Promise<IndexB
           taskQueue: taskQueueName(input.taskQueuePrefix, stage === 'embed' ? 'gpu' : 'index'),
           profile: 'item',
           heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
-          concurrency: input.concurrency[stage],
+          concurrency: input.concurrency[stage === 'embed' ? 'embed' : 'index'],
         },
       ],
     });
 
-  if (!build.done) {
+  let done = build.done;
+  if (input.verify === true) {
+    // Every object against its record; damaged shards lose their records and are redone below.
+    progress.phase = 'verifying';
+    const verified = await forEachShard('verify', 'verifyShard');
+    progress.damagedShards = verified.damaged_shards ?? 0;
+    if (progress.damagedShards > 0 && done) {
+      await control.withdrawIndexManifest({ buildUrl: build.buildUrl });
+      done = false;
+    }
+  }
+  if (!done) {
     progress.phase = 'embedding';
     const embedded = await forEachShard('embed', 'embedShard');
     Object.assign(progress, { shardsEmbedded: embedded.shards ?? 0, vectors: embedded.vectors ?? 0 });
@@ -64,5 +75,9 @@ export async function buildIndexWorkflow(input: IndexBuildInput): Promise<IndexB
     shardsIndexed: build.shards,
     vectors: summary.vectors,
   });
-  return { ...summary, promoted: input.promote };
+  return {
+    ...summary,
+    promoted: input.promote,
+    ...(input.verify === true ? { damagedShards: progress.damagedShards ?? 0 } : {}),
+  };
 }

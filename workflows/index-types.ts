@@ -19,6 +19,8 @@ export interface IndexBuildInput {
   buildId?: string;
   /** Make this build the current one once its manifest is written. */
   promote: boolean;
+  /** Re-read every object of the build first and redo the shards whose objects are damaged. */
+  verify?: boolean;
   concurrency: { embed: number; index: number };
   heartbeatTimeoutSeconds: number;
   taskQueuePrefix: string;
@@ -37,16 +39,20 @@ export interface IndexBuildRef {
 export interface IndexBuildSummary extends IndexBuildStats {
   manifestUrl: string;
   promoted: boolean;
+  /** With `verify`: the shards found damaged and rebuilt by this run. */
+  damagedShards?: number;
 }
 
 export interface IndexBuildProgress {
-  phase: 'planning' | 'embedding' | 'indexing' | 'manifest' | 'done';
+  phase: 'planning' | 'verifying' | 'embedding' | 'indexing' | 'manifest' | 'done';
   buildId?: string;
   shardsTotal: number;
   shardsEmbedded: number;
   shardsIndexed: number;
   documentsTotal: number;
   vectors: number;
+  /** Shards a verification found damaged (and that are redone). */
+  damagedShards?: number;
 }
 
 export const indexBuildProgressQuery = defineQuery<IndexBuildProgress>('indexBuildProgress');

@@ -110,7 +110,10 @@ export async function readManifest<Body>(
 function mismatch(store: ArtifactStore, entry: ObjectInfo, size: number, sha256: string): StoreError {
   return new StoreError(
     `object ${store.url}${entry.key} does not match its manifest ` +
-      `(size ${size} vs ${entry.size}, sha256 ${sha256.slice(0, 12)} vs ${entry.sha256.slice(0, 12)}): it is corrupt or was replaced`,
+      `(size ${size} vs ${entry.size}, sha256 ${sha256.slice(0, 12)} vs ${entry.sha256.slice(0, 12)}): it is corrupt or was replaced` +
+      (/\/builds\/[^/]+\/(index|embeddings)\//.test(`${store.url}${entry.key}`)
+        ? "; 'tttnn index build --corpus <corpus> --id <build id> --verify' rebuilds the damaged shards"
+        : ''),
   );
 }
 

@@ -205,6 +205,32 @@ describe('index build on the real Temporal server and versitygw', () => {
     expect(queryIds).toEqual(probes.map((p) => p.docId));
     expect(lists).toEqual(results);
 
+    // A damaged index file: one line naming it; a verifying re-run rebuilds that shard alone, with the same results.
+    const store = (url: string) => openStore(url, config);
+    await expect(IndexBuildReader.open(root, 'nope', scratch, store)).rejects.toThrow(
+      `no finished index build nope under ${config.index.root}/`,
+    );
+    const buildStore = openStore(`${config.index.root}/builds/${summary.buildId}`, config);
+    const damaged = 'index/00002.usearch';
+    const bytes = await buildStore.getBytes(damaged);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
+    await buildStore.putBytes(damaged, bytes);
+    await expect(
+      IndexBuildReader.open(root, summary.buildId, path.join(scratch, uniqueName('cache')), store),
+    ).rejects.toThrow(
+      new RegExp(
+        `object .*builds/${summary.buildId}/${damaged} does not match its manifest .*--verify' rebuilds the damaged shards`,
+      ),
+    );
+    const verified = await startIndexBuild(
+      client,
+      config,
+      indexBuildInput(config, { corpus: corpusManifestUrl, promote: false, verify: true }),
+    ).then((h) => h.result());
+    expect(verified).toMatchObject({ buildId: summary.buildId, damagedShards: 1, vectors: 96 });
+    // The reader verifies every object against the new manifest as it opens them.
+    expect((await neighborsOf(config, summary.buildId)).results).toEqual(results);
+
     // Promotion: 'current' names it.
     await expect(resolveBuildId(root, 'current')).rejects.toThrow(/no build is current/);
     await promoteBuild(root, summary.buildId);
