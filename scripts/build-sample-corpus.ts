@@ -685,8 +685,8 @@ function shingles(text: string): Set<number> {
   return out;
 }
 
-/** For each query set, the highest Jaccard similarity to any of `pool` (skipping the same index when `self`). */
-function maxJaccard(queries: Set<number>[], pool: Set<number>[], self = false): number[] {
+/** For each query set, the most similar set of `pool` by Jaccard similarity (skipping the same index when `self`). */
+function maxJaccard(queries: Set<number>[], pool: Set<number>[], self = false): { similarity: number; at: number }[] {
   const index = new Map<number, number[]>();
   pool.forEach((set, i) => {
     for (const h of set) {
@@ -698,10 +698,13 @@ function maxJaccard(queries: Set<number>[], pool: Set<number>[], self = false): 
   return queries.map((q, qi) => {
     const shared = new Map<number, number>();
     for (const h of q) for (const i of index.get(h) ?? []) shared.set(i, (shared.get(i) ?? 0) + 1);
-    let best = 0;
+    const best = { similarity: 0, at: -1 };
     for (const [i, n] of shared) {
-      if (self && i === qi) continue;
-      best = Math.max(best, n / (q.size + pool[i]!.size - n));
+      const similarity = n / (q.size + pool[i]!.size - n);
+      if ((self && i === qi) || similarity < best.similarity || (similarity === best.similarity && i > best.at))
+        continue;
+      best.similarity = similarity;
+      best.at = i;
     }
     return best;
   });
@@ -784,7 +787,7 @@ async function buildDocuments(sources: Source[], roots: Map<string, string>): Pr
         const sets = found.map((c) => shingles(c.text));
         const nearest = maxJaccard(sets, sets, true);
         const eligible = found.filter(
-          (c, i) => isTestSize(c) && nearest[i]! < NEAR_DUPLICATE && (rule.testIf?.(c.text) ?? true),
+          (c, i) => isTestSize(c) && nearest[i]!.similarity < NEAR_DUPLICATE && (rule.testIf?.(c.text) ?? true),
         );
         const testPaths = new Set(
           byHash(eligible, (c) => prefix + c.path)
@@ -806,7 +809,7 @@ async function buildDocuments(sources: Source[], roots: Map<string, string>): Pr
   );
   let at = 0;
   for (const h of held) {
-    const scored = h.docs.map((d) => ({ d, near: nearest[at++]! >= NEAR_DUPLICATE }));
+    const scored = h.docs.map((d) => ({ d, near: nearest[at++]!.similarity >= NEAR_DUPLICATE }));
     test.push(...[...scored.filter((x) => !x.near), ...scored.filter((x) => x.near)].slice(0, h.max).map((x) => x.d));
   }
   // Generated arithmetic, as in samples/pile: one generator, the first documents train, the rest test.
@@ -864,6 +867,8 @@ interface DomainStats {
   testCopiesRemoved: number;
   testNearDuplicates: number;
   testHighestJaccard: number;
+  /** `test source ≈ train source (similarity)` for each near-duplicate. */
+  nearPairs: string[];
 }
 
 /**
@@ -875,7 +880,7 @@ function deduplicate(built: Built): Map<Domain, DomainStats> {
   const stats = new Map<Domain, DomainStats>(
     DOMAINS.map((d) => [
       d,
-      { trainDuplicatesRemoved: 0, testCopiesRemoved: 0, testNearDuplicates: 0, testHighestJaccard: 0 },
+      { trainDuplicatesRemoved: 0, testCopiesRemoved: 0, testNearDuplicates: 0, testHighestJaccard: 0, nearPairs: [] },
     ]),
   );
   const seen = new Set<string>();
@@ -903,8 +908,12 @@ function deduplicate(built: Built): Map<Domain, DomainStats> {
   );
   built.test.forEach((d, i) => {
     const s = stats.get(d.domain)!;
-    if (nearest[i]! >= NEAR_DUPLICATE) s.testNearDuplicates++;
-    s.testHighestJaccard = Math.max(s.testHighestJaccard, nearest[i]!);
+    const { similarity, at } = nearest[i]!;
+    if (similarity >= NEAR_DUPLICATE) {
+      s.testNearDuplicates++;
+      s.nearPairs.push(`\`${d.source}\` ≈ \`${built.train[at]!.source}\` (${similarity.toFixed(3)})`);
+    }
+    s.testHighestJaccard = Math.max(s.testHighestJaccard, similarity);
   });
   return stats;
 }
@@ -919,6 +928,17 @@ interface OutFile {
   sha256: string;
 }
 
+/**
+ * One JSON line. U+0085, U+2028 and U+2029 are escaped too (JSON.stringify leaves them raw): readers that split
+ * on every Unicode line break, such as Python's str.splitlines, then still see one record a line.
+ */
+function jsonLine(record: unknown): string {
+  return JSON.stringify(record).replace(
+    /[\u0085\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 async function writePart(part: 'train' | 'test', docs: Doc[], files: number): Promise<OutFile[]> {
   const dir = path.join(outDir, part);
   await fs.rm(dir, { recursive: true, force: true });
@@ -929,9 +949,8 @@ async function writePart(part: 'train' | 'test', docs: Doc[], files: number): Pr
   for (let f = 0; f < files; f++) {
     const mine = ordered.filter((_, i) => i % files === f);
     const jsonl =
-      mine
-        .map((d) => JSON.stringify({ text: d.text, meta: { pile_set_name: d.domain, source: d.source } }))
-        .join('\n') + '\n';
+      mine.map((d) => jsonLine({ text: d.text, meta: { pile_set_name: d.domain, source: d.source } })).join('\n') +
+      '\n';
     const bytes = compress(Buffer.from(jsonl, 'utf8'), { compressionLevel: 19 });
     const name = files === 1 ? `${part}.jsonl.zst` : `${String(f).padStart(2, '0')}.jsonl.zst`;
     await fs.writeFile(path.join(dir, name), bytes);
@@ -959,6 +978,11 @@ const sum = (docs: Doc[]) => docs.reduce((n, d) => n + byteLength(d.text), 0);
 const row = (cells: (string | number)[]) => `| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`;
 const table = (head: string[], rows: (string | number)[][]) =>
   [row(head), row(head.map(() => '---')), ...rows.map(row)].join('\n');
+
+function nearDuplicateList(stats: Map<Domain, DomainStats>): string[] {
+  const pairs = DOMAINS.flatMap((d) => stats.get(d)!.nearPairs.map((p) => `- ${d}: ${p}`));
+  return pairs.length === 0 ? [] : ['The near-duplicates (test ≈ train, similarity):', '', ...pairs, ''];
+}
 
 async function provenance(
   sources: Source[],
@@ -1032,7 +1056,8 @@ async function provenance(
       "package version is then in both parts; no source file is. SymPy's source code is train.",
     '- **Caps.** A train package gives at most 15–25 source files to Github (chosen by SHA-256 of the path, so ' +
       'spread over its tree); a test package gives at most 3 source files, 1 README and 6–8 documentation pages ' +
-      "per domain, chosen the same way; the rest of a test package's files are in neither part. Generated " +
+      'per domain, of 1–8 KB, chosen the same way but those without a near-duplicate in train first; the rest ' +
+      "of a test package's files are in neither part. Generated " +
       `DM Mathematics: documents 0–${MATH_TRAIN - 1} of one generator are train, the next ${MATH_TEST} test.`,
     '- **Order.** Within each part, documents are ordered by SHA-256 of `meta.source` (domains interleave as in the ' +
       `Pile); train is dealt round-robin into ${TRAIN_FILES} files.`,
@@ -1059,11 +1084,12 @@ async function provenance(
           s.trainDuplicatesRemoved,
           s.testCopiesRemoved,
           s.testNearDuplicates,
-          s.testHighestJaccard.toFixed(2),
+          s.testHighestJaccard.toFixed(3),
         ];
       }),
     ),
     '',
+    ...nearDuplicateList(stats),
     '## Sources',
     '',
     'Per domain, each package with the documents it gave. Licences are those the package states (npm ' +
