@@ -70,7 +70,9 @@ const DOMAIN_DESCRIPTIONS: Record<Domain, string> = {
   StackExchange: 'how-to guides, tutorials and FAQs from project documentation (prose with code, question-led)',
   'USPTO Backgrounds':
     'specification-like technical prose: reference manuals, format and protocol specifications, PEPs, design documents',
-  FreeLaw: 'legal text: the licence texts of the SPDX licence list',
+  FreeLaw:
+    'legal text: the licence texts of the SPDX licence list (the list is CC0-1.0; each text is published by its ' +
+    'authors for verbatim copying)',
   ArXiv: "math-heavy documentation: SymPy's manual (reStructuredText with LaTeX math and worked formulas)",
   'DM Mathematics': 'arithmetic questions and answers in the DeepMind Mathematics format, generated (seed 1216)',
 };
@@ -1104,7 +1106,8 @@ async function provenance(
       const tr = inDomain(built.train, domain).filter((d) => packageOf(d) === k).length;
       const te = inDomain(built.test, domain).filter((d) => packageOf(d) === k).length;
       if (tr + te === 0) continue;
-      rows.push([`\`${s.name}\``, s.version, REGISTRY_NAMES[s.registry], built.licences.get(key(s))!, s.split, tr, te]);
+      const split = s.rules.some((r) => r.domain === domain && r.testFiles !== undefined) ? 'by file' : s.split;
+      rows.push([`\`${s.name}\``, s.version, REGISTRY_NAMES[s.registry], built.licences.get(key(s))!, split, tr, te]);
     }
     md.push(
       '',
