@@ -128,23 +128,33 @@ export async function followIndexBuild(
     if (!progress || progress.phase === 'planning') return;
     const payload = { phase: progress.phase.padEnd(9), unit: progress.unit };
     if (progress.phase !== phase) {
-      if (phase !== '') bar.stop();
+      if (phase !== '') {
+        bar.update(bar.getTotal(), {}); // the previous stage is over
+        bar.stop();
+      }
       bar.start(Math.max(1, progress.total), progress.done, payload); // a new stage, a new bar: its ETA is its own
       phase = progress.phase;
     } else {
       bar.update(progress.done, payload);
     }
   };
-  const timer = showProgress ? setInterval(() => void update(), 1000) : undefined;
+  // One update at a time, a second apart: a slow answer never lets an older frame overwrite a newer one.
+  let finished = false;
+  const polling = (async () => {
+    while (showProgress && !finished) {
+      await update();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  })();
   try {
-    const summary = await handle.result();
-    if (showProgress && phase !== '') {
-      bar.update(bar.getTotal(), { phase: phase.padEnd(9) });
+    return await handle.result();
+  } finally {
+    finished = true;
+    await polling;
+    if (phase !== '') {
+      bar.update(bar.getTotal(), {});
       bar.stop();
     }
-    return summary;
-  } finally {
-    if (timer) clearInterval(timer);
   }
 }
 

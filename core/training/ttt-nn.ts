@@ -4,11 +4,10 @@ import type { TextTokenizer } from '../tokenizers/tokenizer';
 import { TTTTrainer, runDocument } from './ttt';
 
 /**
- * TTT-NN over a small corpus held in memory, before an index exists: the encoder embeds every document
- * (mean-pooled, L2-normalised), exact cosine search gives each test document its k nearest other documents, and
- * the language model takes one TTT step per chunk of each neighbor, nearest first, from a fresh optimizer, with a
- * reset after every test document. Bits per byte per domain are sums of NLL over sums of bytes, as
- * lm-evaluation-harness aggregates them.
+ * TTT-NN in one process, for the demo and the sample bench: the language model takes one TTT step per chunk of
+ * each neighbor, nearest first, from a fresh optimizer, with a reset after every test document. Bits per byte per
+ * domain are sums of NLL over sums of bytes, as lm-evaluation-harness aggregates them. (Evaluations at scale are
+ * the evaluation workflow's.)
  */
 export interface CorpusDocument {
   text: string;
@@ -39,6 +38,69 @@ export interface TttNnResult {
   seconds: number;
 }
 
+/** A test document with its neighbors' texts, nearest first, as retrieval returned them. */
+export interface TestWithNeighbors {
+  id: string;
+  text: string;
+  domain: string;
+  neighbors: { text: string; domain: string }[];
+}
+
+/**
+ * TTT-NN over test documents whose neighbors are already retrieved: one TTT step per chunk of each neighbor
+ * (cut to `maxNeighborTokens`), nearest first, from a fresh optimizer, bits/byte before and after, a reset after
+ * every document; per domain, sums of NLL over sums of bytes.
+ */
+export function tttNnOnNeighbors(
+  tests: readonly TestWithNeighbors[],
+  lm: { model: CausalLM; tokenizer: TextTokenizer; eot: number },
+  s: Pick<TttNnSettings, 'maxLength' | 'lr' | 'maxNeighborTokens'>,
+  log: (line: string) => void,
+): TttNnResult {
+  const trainer = new TTTTrainer(lm.model, { lr: s.lr });
+  const tokens = (text: string) => lm.tokenizer.encode(text, { addSpecialTokens: false });
+  const totals = new Map<string, { docs: number; before: number; after: number; bytes: number }>();
+  let steps = 0;
+  let seconds = 0;
+  try {
+    for (const test of tests) {
+      const t0 = Date.now();
+      const result = runDocument(
+        trainer,
+        test.text,
+        tokens(test.text),
+        test.neighbors.map((n) => tokens(n.text).slice(0, s.maxNeighborTokens)),
+        { eot: lm.eot, maxLength: s.maxLength },
+      );
+      const took = (Date.now() - t0) / 1000;
+      steps += result.steps;
+      seconds += took;
+      const total = totals.get(test.domain) ?? { docs: 0, before: 0, after: 0, bytes: 0 };
+      total.docs += 1;
+      total.before += result.nllNats[0]!;
+      total.after += result.nllNats.at(-1)!;
+      total.bytes += result.bytes;
+      totals.set(test.domain, total);
+      log(
+        `${test.domain} ${test.id}: ${result.bitsPerByte.map((b) => b.toFixed(3)).join(' → ')} bits/byte, ` +
+          `${result.steps} steps in ${took.toFixed(1)} s (neighbors from ${test.neighbors.map((n) => n.domain).join(', ')})`,
+      );
+    }
+  } finally {
+    trainer.dispose();
+  }
+  const domains = [...totals.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([domain, t]) => ({
+      domain,
+      docs: t.docs,
+      bitsPerByteBefore: t.before / t.bytes / Math.LN2,
+      bitsPerByteAfter: t.after / t.bytes / Math.LN2,
+    }));
+  return { domains, steps, seconds };
+}
+
+/** TTT-NN on a small corpus held in memory, before an index exists: exact cosine neighbors among its documents. */
 export function tttNnOnCorpus(
   docs: CorpusDocument[],
   encoder: { model: Encoder; tokenizer: TextTokenizer },
@@ -52,61 +114,22 @@ export function tttNnOnCorpus(
     docs.map((d) => d.text),
     { normalize: true },
   );
-  const trainer = new TTTTrainer(lm.model, { lr: s.lr });
-  const tokens = (text: string) => lm.tokenizer.encode(text, { addSpecialTokens: false });
-  const domains: DomainResult[] = [];
-  let steps = 0;
-  let seconds = 0;
-  try {
-    for (const domain of [...new Set(docs.map((d) => d.domain))].sort()) {
-      const tests = docs
-        .map((d, i) => ({ d, i }))
-        .filter(({ d }) => d.domain === domain && Buffer.byteLength(d.text) <= s.maxTestBytes)
-        .slice(0, s.testsPerDomain);
-      let nllBefore = 0;
-      let nllAfter = 0;
-      let bytes = 0;
-      for (const { d, i } of tests) {
-        const query = vectors[i] as Float32Array;
-        const neighbors = vectors
-          .map((v, j) => ({
-            j,
-            score: j === i ? -Infinity : v.reduce((sum, x, c) => sum + x * (query[c] as number), 0),
-          }))
-          .sort((a, b) => b.score - a.score)
-          .slice(0, s.k);
-        const t0 = Date.now();
-        const result = runDocument(
-          trainer,
-          d.text,
-          tokens(d.text),
-          neighbors.map(({ j }) => tokens((docs[j] as CorpusDocument).text).slice(0, s.maxNeighborTokens)),
-          { eot: lm.eot, maxLength: s.maxLength },
-        );
-        const took = (Date.now() - t0) / 1000;
-        steps += result.steps;
-        seconds += took;
-        nllBefore += result.nllNats[0] as number;
-        nllAfter += result.nllNats.at(-1) as number;
-        bytes += result.bytes;
-        log(
-          `${domain} document ${i}: ${result.bitsPerByte.map((b) => b.toFixed(3)).join(' → ')} bits/byte, ` +
-            `${result.steps} steps in ${took.toFixed(1)} s (neighbors from ${neighbors.map((n) => (docs[n.j] as CorpusDocument).domain).join(', ')})`,
-        );
-      }
-      if (tests.length > 0) {
-        domains.push({
-          domain,
-          docs: tests.length,
-          bitsPerByteBefore: nllBefore / bytes / Math.LN2,
-          bitsPerByteAfter: nllAfter / bytes / Math.LN2,
-        });
-      }
+  const tests: TestWithNeighbors[] = [];
+  for (const domain of [...new Set(docs.map((d) => d.domain))].sort()) {
+    const picked = docs
+      .map((d, i) => ({ d, i }))
+      .filter(({ d }) => d.domain === domain && Buffer.byteLength(d.text) <= s.maxTestBytes)
+      .slice(0, s.testsPerDomain);
+    for (const { d, i } of picked) {
+      const query = vectors[i]!;
+      const nearest = vectors
+        .map((v, j) => ({ j, score: j === i ? -Infinity : v.reduce((sum, x, c) => sum + x * query[c]!, 0) }))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, s.k);
+      tests.push({ id: `document ${i}`, text: d.text, domain, neighbors: nearest.map(({ j }) => docs[j]!) });
     }
-  } finally {
-    trainer.dispose();
   }
-  return { domains, steps, seconds };
+  return tttNnOnNeighbors(tests, lm, s, log);
 }
 
 export function formatTttNnTable(result: TttNnResult): string {
