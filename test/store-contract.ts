@@ -12,6 +12,20 @@ export function storeContract(makeStore: () => Promise<ArtifactStore>): void {
     store = await makeStore();
   });
 
+  it('compare-and-swap: of racing writers that read the same version, exactly one wins', async () => {
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    expect(await store.putBytesIfUnchanged('cas/p.json', 'v1', sha('other'))).toBe(false); // absent, not 'other'
+    expect(await store.stat('cas/p.json')).toBeUndefined();
+    expect(await store.putBytesIfUnchanged('cas/p.json', 'v1', undefined)).toBe(true);
+    expect(await store.putBytesIfUnchanged('cas/p.json', 'v1b', undefined)).toBe(false); // exists now
+    const wins = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => store.putBytesIfUnchanged('cas/p.json', `v2-${i}`, sha('v1'))),
+    );
+    expect(wins.filter(Boolean)).toHaveLength(1);
+    const winner = wins.indexOf(true);
+    expect((await store.getBytes('cas/p.json')).toString()).toBe(`v2-${winner}`);
+  });
+
   it('puts, stats, reads ranges, lists in order and deletes', async () => {
     const info = await store.putBytes('a/b/one.txt', 'hello world');
     expect(info).toEqual({

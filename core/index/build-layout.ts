@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ArtifactStore, ObjectInfo } from '../store/artifact-store';
 import { MANIFEST_FILE, readManifest } from '../store/manifest';
 import type { IndexParams } from './vector-index';
@@ -107,6 +108,11 @@ export interface IndexManifestBody {
 
 export const CURRENT_POINTER = 'current.json';
 
+/**
+ * Points `current.json` at a finished build, as a compare-and-swap against the pointer read just before (an S3
+ * conditional write): of two promotions racing, one wins and the other fails saying so, never a torn or lost update.
+ * One object written whole, so a reader sees the old build or the new one.
+ */
 export async function promoteBuild(out: ArtifactStore, buildId: string): Promise<void> {
   const manifest = await readManifest<IndexManifestBody>(
     out,
@@ -114,5 +120,12 @@ export async function promoteBuild(out: ArtifactStore, buildId: string): Promise
     INDEX_MANIFEST_KIND,
   );
   if (!manifest) throw new Error(`build ${buildId} under ${out.url} is not finished (no manifest): nothing to promote`);
-  await out.putBytes(CURRENT_POINTER, JSON.stringify({ buildId, promotedAt: new Date().toISOString() }));
+  const before = (await out.stat(CURRENT_POINTER)) ? await out.getBytes(CURRENT_POINTER) : undefined;
+  const expected = before && createHash('sha256').update(before).digest('hex');
+  const pointer = JSON.stringify({ buildId, promotedAt: new Date().toISOString() });
+  if (!(await out.putBytesIfUnchanged(CURRENT_POINTER, pointer, expected))) {
+    throw new Error(
+      `${out.url}${CURRENT_POINTER} changed while build ${buildId} was promoted (another promotion?): run it again`,
+    );
+  }
 }

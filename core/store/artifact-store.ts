@@ -16,6 +16,11 @@ export interface ArtifactStore {
   /** The store's root as a URL, safe to print (never carries credentials). */
   readonly url: string;
   putBytes(key: string, data: Uint8Array | string): Promise<ObjectInfo>;
+  /**
+   * Compare-and-swap: writes `data` only if the object still holds the bytes whose SHA-256 is `expected` (or, with
+   * `undefined`, only if it does not exist). False when another writer changed it first; nothing is written then.
+   */
+  putBytesIfUnchanged(key: string, data: Uint8Array | string, expected: string | undefined): Promise<boolean>;
   /** Uploads a local file (multipart when large). */
   putFile(key: string, localPath: string): Promise<ObjectInfo>;
   getBytes(key: string): Promise<Buffer>;

@@ -20,6 +20,31 @@ export class FileStore implements ArtifactStore {
     return path.join(this.root, ...checkKey(key).split('/'));
   }
 
+  /** The comparison and the rename happen under a lock folder (mkdir is atomic), so concurrent writers serialise. */
+  async putBytesIfUnchanged(key: string, data: Uint8Array | string, expected: string | undefined): Promise<boolean> {
+    const target = this.pathOf(key);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const lock = `${target}.lock`;
+    for (let waited = 0; ; waited += 10) {
+      try {
+        await fs.mkdir(lock);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || waited > 10_000) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+    try {
+      const current = await fs.readFile(target).catch(() => undefined);
+      const currentSha = current && createHash('sha256').update(current).digest('hex');
+      if (currentSha !== expected) return false;
+      await this.putBytes(key, data);
+      return true;
+    } finally {
+      await fs.rm(lock, { recursive: true, force: true });
+    }
+  }
+
   async putBytes(key: string, data: Uint8Array | string): Promise<ObjectInfo> {
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const target = this.pathOf(key);

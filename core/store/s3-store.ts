@@ -108,6 +108,35 @@ export class S3Store implements ArtifactStore {
     return { key, size, sha256 };
   }
 
+  async putBytesIfUnchanged(key: string, data: Uint8Array | string, expected: string | undefined): Promise<boolean> {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    let condition: { IfNoneMatch: string } | { IfMatch: string } = { IfNoneMatch: '*' };
+    if (expected !== undefined) {
+      // The ETag names the version we compared: the write succeeds only if no other write came in between.
+      const head = await this.call(key, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) })),
+      ).catch(() => undefined);
+      if (head?.Metadata?.sha256 !== expected || head.ETag === undefined) return false;
+      condition = { IfMatch: head.ETag };
+    }
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.fullKey(key),
+          Body: bytes,
+          Metadata: { sha256 },
+          ...condition,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 412) return false;
+      throw this.explain(err, key);
+    }
+  }
+
   async getBytes(key: string): Promise<Buffer> {
     const stream = await this.openRead(key);
     const chunks: Buffer[] = [];
