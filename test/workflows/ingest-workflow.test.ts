@@ -14,8 +14,7 @@ import {
   ingestProgressQuery,
   taskQueueName,
 } from '../../workflows/shared';
-import { WORKFLOW_BUNDLE } from '../../workers/worker';
-import { existsSync } from 'node:fs';
+import { sourceWorkflowBundle } from '../helpers/workflow-bundle';
 import { testConfig } from '../test-config';
 
 /** The ingest workflow's orchestration, with stub activities on an ephemeral server of the pinned Temporal CLI. */
@@ -70,9 +69,7 @@ describe('ingestWorkflow', () => {
       connection: env.nativeConnection,
       taskQueue: taskQueueName(prefix, 'cpu'),
       activities,
-      ...(existsSync(WORKFLOW_BUNDLE)
-        ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
-        : { workflowsPath: require.resolve('../../workflows') }),
+      workflowBundle: await sourceWorkflowBundle(),
     });
     await worker.runUntil(run(prefix));
   }
