@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { SAMPLE_CORPUS_DIR } from '../cli/demo';
@@ -27,13 +29,13 @@ import { clusteredVectors } from './vectors';
  * `npm run bench:index`: every index kind on the same vectors, queries and exact ground truth, beside faiss
  * (IndexFlatL2, IndexHNSWFlat) when BENCH_PYTHON has it. Two datasets: seeded clustered 384-d vectors
  * (BENCH_INDEX_N) and MiniLM embeddings of the bundled sample corpus's passages. Per index: build vectors/s,
- * RAM per million vectors (the process's RSS growth over the build, after a GC: the library's memory and
- * allocator slack, not the input), file size, open time (load, and memory-mapped view where the library has
+ * RAM per million vectors (RSS growth over the build, in a child process that holds only the base vectors: the
+ * index's memory, the input excluded), file size, open time (load, and memory-mapped view where the library has
  * one), single-query latency p50/p99, batched queries/s, recall@20 against exact search, and how the returned
  * distances agree with exact ones for the same rows (units check). Metric: squared L2 (faiss IndexFlatL2's).
  * Settings: BENCH_INDEX_N (1,000,000), BENCH_INDEX_QUERIES (200: the ground truth's queries, also the single-query
  * count for HNSW kinds; exact kinds time 20), BENCH_INDEX_BATCH (256), BENCH_INDEX_M, BENCH_INDEX_EF_ADD,
- * BENCH_INDEX_EF_SEARCH (a comma list: each value is searched, the index built with the first),
+ * BENCH_INDEX_EF_SEARCH (a comma list, default 64,32,128: each value is searched, the index built with the first),
  * BENCH_INDEX_THREADS (all cores; usearch and faiss build and batch-search with them, hnswlib has one),
  * BENCH_INDEX_DATASETS (synthetic,minilm), BENCH_INDEX_PARQUET_N (20,000 vectors for the vectors-file line),
  * BENCH_PYTHON (python3, needs faiss-cpu and numpy).
@@ -44,7 +46,12 @@ const QUERIES = Number(process.env.BENCH_INDEX_QUERIES ?? 200);
 const BATCH = Number(process.env.BENCH_INDEX_BATCH ?? 256);
 const M = Number(process.env.BENCH_INDEX_M ?? DEFAULT_HNSW.connectivity);
 const EF_ADD = Number(process.env.BENCH_INDEX_EF_ADD ?? DEFAULT_HNSW.expansionAdd);
-const EF_SEARCH = (process.env.BENCH_INDEX_EF_SEARCH ?? String(DEFAULT_HNSW.expansionSearch)).split(',').map(Number);
+// The default efSearch first (the index is built with it), then its half and double, for the trade-off.
+const EF_SEARCH = (
+  process.env.BENCH_INDEX_EF_SEARCH ?? [1, 0.5, 2].map((f) => f * DEFAULT_HNSW.expansionSearch).join(',')
+)
+  .split(',')
+  .map(Number);
 const THREADS = Number(process.env.BENCH_INDEX_THREADS ?? os.cpus().length);
 const DATASETS = (process.env.BENCH_INDEX_DATASETS ?? 'synthetic,minilm').split(',');
 const PARQUET_N = Number(process.env.BENCH_INDEX_PARQUET_N ?? 20_000);
@@ -88,6 +95,9 @@ interface FaissResult {
 }
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
+const bytes = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+/** The base vectors as raw float32 in the dataset's temporary folder: read by the build child and by faiss. */
+const BASE_FILE = 'base.f32';
 
 function rss(): number {
   gc();
@@ -157,6 +167,32 @@ function measure(
   };
 }
 
+/**
+ * Builds one index in a child process (`--build`) from the raw base vectors and saves it: its RSS growth is the
+ * index's alone, and the native memory goes back when it exits.
+ */
+async function buildInChild(
+  params: IndexParams,
+  baseFile: string,
+  d: number,
+  file: string,
+): Promise<{ seconds: number; ramBytes: number }> {
+  const args = [__filename, '--build', JSON.stringify(params), baseFile, String(d), String(THREADS), file];
+  const { stdout } = await promisify(execFile)(process.execPath, args, { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as { seconds: number; ramBytes: number };
+}
+
+async function buildChild(paramsJson: string, baseFile: string, dims: string, threads: string, file: string) {
+  const buf = await fs.readFile(baseFile);
+  const base = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  const before = rss();
+  const t0 = performance.now();
+  const index = buildIndex(JSON.parse(paramsJson) as IndexParams, base, Number(dims), { threads: Number(threads) });
+  const result = { seconds: seconds(t0), ramBytes: rss() - before };
+  await index.save(file);
+  console.log(JSON.stringify(result));
+}
+
 async function benchKind(
   label: string,
   params: IndexParams,
@@ -167,16 +203,10 @@ async function benchKind(
   dir: string,
 ): Promise<Row[]> {
   const efs = params.kind === 'flat' ? [undefined] : EF_SEARCH;
-  const first = { ...params, expansionSearch: efs[0] };
-  const before = rss();
-  const t0 = performance.now();
-  const built = buildIndex(first, base, d, { threads: THREADS });
-  const buildS = seconds(t0);
-  const ramBytes = rss() - before;
+  const nq = queries.length / d;
   const file = path.join(dir, `${label.replace(/\W+/g, '-')}.index`);
-  await built.save(file);
+  const built = await buildInChild({ ...params, expansionSearch: efs[0] }, path.join(dir, BASE_FILE), d, file);
   const fileBytes = (await fs.stat(file)).size;
-  built.dispose();
   const rows: Row[] = [];
   for (const [i, ef] of efs.entries()) {
     const p = { ...params, expansionSearch: ef };
@@ -194,13 +224,13 @@ async function benchKind(
     // The exact kind's batch is the ground-truth run itself (at N = 1M another one would take minutes).
     const measured =
       params.kind === 'flat'
-        ? measure(index, base, queries, d, exact.result, Math.min(EXACT_SINGLE, QUERIES), exact)
-        : measure(index, base, queries, d, exact.result, QUERIES);
+        ? measure(index, base, queries, d, exact.result, Math.min(EXACT_SINGLE, QUERIES, nq), exact)
+        : measure(index, base, queries, d, exact.result, Math.min(QUERIES, nq));
     index.dispose();
     const name = ef === undefined ? label : `${label}, efSearch ${ef}`;
     rows.push({
       name,
-      ...(i === 0 ? { build: { seconds: buildS, ramBytes, fileBytes, loadS, viewS } } : {}),
+      ...(i === 0 ? { build: { ...built, fileBytes, loadS, viewS } } : {}),
       ...measured,
     });
     console.error(`  ${name}: recall@${K} ${measured.recall.toFixed(4)}, ${measured.batchQps.toFixed(0)} q/s batched`);
@@ -216,27 +246,20 @@ async function faissRows(
   exact: SearchResult,
   dir: string,
 ): Promise<{ rows: Row[]; note?: string }> {
-  const files = ['base.f32', 'queries.f32', 'gt.i32'].map((f) => path.join(dir, f));
-  const bytes = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  await fs.writeFile(files[0] as string, bytes(base));
+  const files = [BASE_FILE, 'queries.f32', 'gt.i32'].map((f) => path.join(dir, f));
   await fs.writeFile(files[1] as string, bytes(queries));
   await fs.writeFile(files[2] as string, bytes(exact.rows));
-  const result = await runPythonJson<FaissResult>(
-    'index_faiss.py',
-    [
-      ...files,
-      String(d),
-      String(K),
-      String(M),
-      String(EF_ADD),
-      EF_SEARCH.join(','),
-      String(THREADS),
-      String(QUERIES),
-      dir,
-    ],
-    { name: 'faiss', needs: 'faiss-cpu and numpy' },
-  );
-  await Promise.all(files.map((f) => fs.rm(f, { force: true })));
+  const results: FaissResult[] = [];
+  for (const kind of ['flat', 'hnsw']) {
+    const args = [String(d), String(K), String(M), String(EF_ADD), EF_SEARCH.join(','), String(THREADS)];
+    const result = await runPythonJson<FaissResult>('index_faiss.py', [...files, ...args, String(QUERIES), dir, kind], {
+      name: 'faiss',
+      needs: 'faiss-cpu and numpy',
+    });
+    if (typeof result === 'string') return { rows: [], note: result };
+    results.push(result);
+  }
+  const result = { ...(results[0] as FaissResult), results: results.flatMap((r) => r.results) };
   if (typeof result === 'string') return { rows: [], note: result };
   const n = base.length / d;
   const rows = result.results.map((r, i, all): Row => {
@@ -277,7 +300,10 @@ const fmt = {
     ms >= 10 ? `${ms.toFixed(0)} ms` : ms >= 1 ? `${ms.toFixed(1)} ms` : `${(ms * 1000).toFixed(0)} µs`,
 };
 
-function table(rows: Row[], n: number, exactQps: number): string {
+/** RSS growth below this is allocator noise, not the index: the column says '–'. */
+const RAM_FLOOR = 64e6;
+
+function table(rows: Row[], n: number, batch: number, exactQps: number): string {
   const header = [
     'index',
     'build',
@@ -285,7 +311,7 @@ function table(rows: Row[], n: number, exactQps: number): string {
     'file',
     'open: load / view',
     '1 query p50 / p99',
-    `batch of ${BATCH}`,
+    `batch of ${batch}`,
     `recall@${K}`,
     '× exact',
     'Δ distance',
@@ -293,7 +319,7 @@ function table(rows: Row[], n: number, exactQps: number): string {
   const cells = rows.map((r) => [
     r.name,
     r.build ? `${fmt.rate(n / r.build.seconds)} vec/s` : '',
-    r.build ? fmt.bytes((r.build.ramBytes / n) * 1e6) : '',
+    r.build ? (r.build.ramBytes < RAM_FLOOR ? '–' : fmt.bytes((r.build.ramBytes / n) * 1e6)) : '',
     r.build ? fmt.bytes(r.build.fileBytes) : '',
     r.build ? `${fmt.s(r.build.loadS)} / ${r.build.viewS === undefined ? '–' : fmt.s(r.build.viewS)}` : '',
     `${fmt.ms(r.p50Ms)} / ${fmt.ms(r.p99Ms)}`,
@@ -315,6 +341,7 @@ async function benchDataset(title: string, base: Float32Array, queries: Float32A
   console.log(`\n${title}`);
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-bench-index-'));
   try {
+    await fs.writeFile(path.join(dir, BASE_FILE), bytes(base));
     // Exact search: the ground truth, and the 'flat' kind's batched speed on the same queries.
     const flat = buildIndex({ kind: 'flat', metric: 'l2sq' }, base, d);
     const t0 = performance.now();
@@ -336,14 +363,15 @@ async function benchDataset(title: string, base: Float32Array, queries: Float32A
     }
     const faiss = await faissRows(base, queries, d, exact, dir);
     rows.push(...faiss.rows);
-    console.log(table(rows, n, exactQps));
+    console.log(table(rows, n, queries.length / d, exactQps));
     console.log(
       `HNSW: M (connectivity) ${M}, efConstruction (expansionAdd) ${EF_ADD}, efSearch ${EF_SEARCH.join(', ')}; ` +
         `${THREADS} threads for usearch and faiss (build, batches), hnswlib-node builds and searches on one; ` +
         `${gtQueries} held-out queries for recall and single-query latency (exact kinds: ${EXACT_SINGLE}), ` +
         `batches of ${queries.length / d}; × exact: batched q/s over tttnn's exact search's ` +
         `(${fmt.rate(exactQps)} q/s); Δ distance: largest |returned − exact| squared L2 for the same row ` +
-        `(faiss: the first query, by rank); RAM: RSS growth over the build.`,
+        `(faiss: the first query, by rank); RAM: RSS growth over the build in a child process (– under ` +
+        `${fmt.bytes(RAM_FLOOR)}: allocator noise).`,
     );
     if (faiss.note) console.log(faiss.note);
   } finally {
@@ -470,7 +498,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
+const [mode, ...childArgs] = process.argv.slice(2);
+(mode === '--build' ? buildChild(...(childArgs as [string, string, string, string, string])) : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

@@ -1,7 +1,10 @@
 """faiss side of `npm run bench:index`: IndexFlatL2 and IndexHNSWFlat on the same vectors, queries and exact
 ground truth (computed by tttnn's exactSearch), timed the way bench/index.ts times its own kinds. Prints JSON.
 
-usage: index_faiss.py BASE_F32 QUERIES_F32 GT_I32 DIMS K M EF_ADD EF_SEARCH_LIST THREADS SINGLE_LIMIT OUT_DIR"""
+One index per process (KIND: flat or hnsw), so that its RSS growth is its own: memory one index freed would be
+reused by the next and hide it.
+
+usage: index_faiss.py BASE_F32 QUERIES_F32 GT_I32 DIMS K M EF_ADD EF_SEARCH_LIST THREADS SINGLE_LIMIT OUT_DIR KIND"""
 
 import json
 import os
@@ -70,7 +73,7 @@ def open_times(path):
 
 
 def main():
-    base, queries, gt_file, dims, k, m, ef_add, ef_search, threads, single_limit, out_dir = sys.argv[1:]
+    base, queries, gt_file, dims, k, m, ef_add, ef_search, threads, single_limit, out_dir, kind = sys.argv[1:]
     dims, k, m, ef_add, threads, single_limit = map(int, (dims, k, m, ef_add, threads, single_limit))
     ef_search = [int(e) for e in ef_search.split(",")]
     faiss.omp_set_num_threads(threads)
@@ -78,7 +81,7 @@ def main():
     xq = np.fromfile(queries, dtype="<f4").reshape(-1, dims)
     gt = np.fromfile(gt_file, dtype="<i4").reshape(-1, k)
     results = []
-    for name in ("IndexFlatL2", "IndexHNSWFlat"):
+    for name in ["IndexFlatL2"] if kind == "flat" else ["IndexHNSWFlat"]:
         r0 = rss()
         t = time.perf_counter()
         if name == "IndexFlatL2":

@@ -42,10 +42,10 @@ export interface VectorIndex {
 }
 
 /**
- * HNSW defaults, chosen on `npm run bench:index` (clustered and MiniLM 384-d vectors): recall@20 ≥ 0.98 at
- * well over 20× exact search's queries/s (README, "Choices, measured").
+ * HNSW defaults (hnswlib's M, efConstruction, efSearch), chosen on `npm run bench:index` (clustered and MiniLM
+ * 384-d vectors): recall@20 ≥ 0.98 at well over 20× exact search's queries/s, see README, "Choices, measured".
  */
-export const DEFAULT_HNSW = { connectivity: 32, expansionAdd: 128, expansionSearch: 128 } as const;
+export const DEFAULT_HNSW = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 } as const;
 
 /** Builds an index over n = vectors.length / dimensions vectors, labelled by row 0..n-1. */
 export function buildIndex(
