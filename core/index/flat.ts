@@ -293,10 +293,12 @@ class FlatIndex implements VectorIndex {
   }
 
   search(queries: Float32Array, k: number): SearchResult {
+    if (this.norms.length !== this.size) throw new Error('flat index used after dispose()');
     return searchExact(this.vectors, this.norms, this.dimensions, queries, k, this.metric);
   }
 
   async save(file: string): Promise<void> {
+    if (this.norms.length !== this.size) throw new Error('flat index used after dispose()');
     const payload = Buffer.from(this.vectors.buffer, this.vectors.byteOffset, this.vectors.byteLength);
     const header = Buffer.alloc(HEADER);
     header.write(MAGIC, 0, 'latin1');
