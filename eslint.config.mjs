@@ -25,7 +25,17 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.flatMap((m) => [m, `node:${m}`]),
           patterns: [
-            { group: ['@aws-sdk/*', '@tensorflow/*', 'apache-arrow', '@dsnp/*', 'hnswlib-node', '../infra/*'] },
+            {
+              group: [
+                '@aws-sdk/*',
+                '@tensorflow/*',
+                'apache-arrow',
+                '@dsnp/*',
+                'hnswlib-node',
+                'usearch',
+                '../infra/*',
+              ],
+            },
             { group: ['../core/*', '../activities/*'], allowTypeImports: true },
           ],
         },

@@ -1,15 +1,14 @@
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SAMPLE_CORPUS_DIR } from '../cli/demo';
 import { describeBackend, initBackend } from '../core/backend';
 import { loadConfig } from '../core/config';
-import { readPileLines } from '../core/corpus/pile-reader';
 import { embedTexts } from '../core/embed';
 import { loadEncoder } from '../core/models/registry';
 import { ensureMiniLM } from '../infra/models';
 import { achieved, forwardFlops, measurePeaks, shapeFromConfig } from './flops';
 import { machineLine, runPythonJson } from './harness';
+import { readSampleTexts } from './sample-texts';
 
 /**
  * `npm run bench:embed`: embedding throughput of all-MiniLM-L6-v2 (the index's encoder) in tfjs (`embedTexts`)
@@ -33,16 +32,6 @@ interface TorchResult {
   seconds: number;
   tokens: number;
   dim: number;
-}
-
-async function readSampleTexts(limit: number): Promise<string[]> {
-  const file = path.join(SAMPLE_CORPUS_DIR, 'sample.jsonl.zst');
-  const texts: string[] = [];
-  for await (const line of readPileLines(createReadStream(file), { compressed: true, maxDocumentBytes: 1 << 26 })) {
-    if ('document' in line) texts.push(line.document.text);
-    if (texts.length >= limit) break;
-  }
-  return texts;
 }
 
 async function main(): Promise<void> {

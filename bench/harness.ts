@@ -26,9 +26,13 @@ export function benchPython(): string {
 /**
  * Runs `bench/<script>` with BENCH_PYTHON and parses the JSON on the last line of its stdout. Returns why not
  * (as a string) when the Python or its packages are missing or the script fails, so that a bench can still print
- * its tfjs figures.
+ * its own figures. `side` names that side and the packages it needs, for the message.
  */
-export async function runPythonJson<T>(script: string, args: string[]): Promise<T | string> {
+export async function runPythonJson<T>(
+  script: string,
+  args: string[],
+  side = { name: 'PyTorch', needs: 'torch, transformers and sentence-transformers' },
+): Promise<T | string> {
   const python = benchPython();
   // From dist/bench/*.js the scripts are two folders up, in the source tree.
   const file = [path.join(__dirname, script), path.join(__dirname, '..', '..', 'bench', script)].find(existsSync);
@@ -40,6 +44,6 @@ export async function runPythonJson<T>(script: string, args: string[]): Promise<
     // The last stderr line names the cause (ModuleNotFoundError: No module named 'torch', ENOENT, ...).
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').at(-1);
     const why = stderr || (err as Error).message.split('\n')[0];
-    return `PyTorch side skipped (${python} ${script} failed; a Python with torch, transformers and sentence-transformers is needed, set BENCH_PYTHON): ${why}`;
+    return `${side.name} side skipped (${python} ${script} failed; a Python with ${side.needs} is needed, set BENCH_PYTHON): ${why}`;
   }
 }

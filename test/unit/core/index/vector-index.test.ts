@@ -174,6 +174,19 @@ describe.each(INDEX_KINDS)('%s index', (kind) => {
     expect(await fs.readdir(dir)).not.toContainEqual(expect.stringMatching(/partial/));
   });
 
+  test('pads with row -1 at Infinity when the index holds fewer than k vectors', () => {
+    const small = build(params(kind), data.subarray(0, 5 * D));
+    for (const r of [small.search(query(0), 8), small.search(queries.subarray(0, 3 * D), 8)]) {
+      for (let q = 0; q < r.rows.length / 8; q++) {
+        expect(rowsOf(r, q, 8).slice(0, 5).sort()).toEqual([0, 1, 2, 3, 4]);
+        expect(rowsOf(r, q, 8).slice(5)).toEqual([-1, -1, -1]);
+        expect(Array.from(r.distances.subarray(q * 8 + 5, q * 8 + 8))).toEqual([Infinity, Infinity, Infinity]);
+      }
+    }
+    small.dispose();
+    expect(() => small.search(query(0), 1)).toThrow();
+  });
+
   test('builds the same file twice (single-threaded)', async () => {
     const files = [path.join(dir, `${kind}-a`), path.join(dir, `${kind}-b`)];
     for (const file of files) {

@@ -58,7 +58,7 @@ describe('streamed JSON and manifests', () => {
       { version: 'v', files: new StreamedArray(() => yieldAll(files)) },
       {
         beforeUpload: async () => {
-          before = JSON.stringify(await store.stat('streamed.json'));
+          before = String(await store.stat('streamed.json'));
         },
       },
     );
