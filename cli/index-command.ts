@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../core/config';
+import { startOrAttach } from './temporal-client';
 import { embedTexts } from '../core/embed';
 import { CURRENT_POINTER, INDEX_MANIFEST_KIND, type IndexManifestBody, promoteBuild } from '../core/index/build-layout';
 import { IndexBuildReader, type NeighborText } from '../core/index/retrieve';
@@ -64,17 +65,12 @@ export async function startIndexBuild(
   input: IndexBuildInput,
 ): Promise<WorkflowHandle<typeof buildIndexWorkflow>> {
   const { promote: _promote, ...what } = input;
-  const workflowId = `index-build/${input.buildId ?? createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 12)}`;
-  try {
-    return await client.workflow.start(buildIndexWorkflow, {
-      workflowId,
-      taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
-      args: [input],
-    });
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
-    throw err;
-  }
+  const id = input.buildId ?? createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 12);
+  return startOrAttach(client, buildIndexWorkflow, {
+    workflowId: `index-build/${id}`,
+    taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
+    args: [input],
+  });
 }
 
 /**

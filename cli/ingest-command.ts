@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../core/config';
+import { startOrAttach } from './temporal-client';
 import { SKIP_REASONS } from '../core/corpus/pile-reader';
 import { ingestWorkflow } from '../workflows/ingest';
 import { pagedStageId } from '../workflows/paged';
@@ -50,17 +51,11 @@ export async function startIngest(
   input: IngestInput,
   id = defaultIngestId(input),
 ): Promise<WorkflowHandle<typeof ingestWorkflow>> {
-  const workflowId = `ingest/${id}`;
-  try {
-    return await client.workflow.start(ingestWorkflow, {
-      workflowId,
-      taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
-      args: [input],
-    });
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
-    throw err;
-  }
+  return startOrAttach(client, ingestWorkflow, {
+    workflowId: `ingest/${id}`,
+    taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
+    args: [input],
+  });
 }
 
 /**

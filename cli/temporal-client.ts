@@ -1,4 +1,11 @@
-import { Client, Connection } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  type WorkflowHandle,
+  type WorkflowStartOptions,
+} from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
 import type { Config } from '../core/config';
 
 export async function connectClient(config: Config): Promise<Client> {
@@ -11,4 +18,21 @@ export async function connectClient(config: Config): Promise<Client> {
     );
   }
   return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/**
+ * Starts a workflow under its deterministic id, or attaches to the running one with that id: the same request typed
+ * twice is one run, not two.
+ */
+export async function startOrAttach<W extends Workflow>(
+  client: Client,
+  workflow: W,
+  options: WorkflowStartOptions<W>,
+): Promise<WorkflowHandle<W>> {
+  try {
+    return await client.workflow.start(workflow, options);
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle<W>(options.workflowId);
+    throw err;
+  }
 }

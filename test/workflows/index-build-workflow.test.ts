@@ -1,13 +1,12 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { IndexBuildActivities } from '../../activities/index-build';
-import { ensureTemporalCli } from '../../infra/tools';
 import { buildIndexWorkflow } from '../../workflows/index-build';
 import type { IndexBuildInput, IndexBuildRef } from '../../workflows/index-types';
 import { pageWorkflowId, pagedStageId } from '../../workflows/paged';
 import { taskQueueName } from '../../workflows/shared';
+import { localWorkflowEnvironment } from '../helpers/temporal-env';
 import { sourceWorkflowBundle } from '../helpers/workflow-bundle';
-import { testConfig } from '../test-config';
 
 /** Largest payload (data + metadata bytes) anywhere in a history event. */
 function largestPayload(value: unknown): number {
@@ -35,11 +34,7 @@ describe('buildIndexWorkflow', () => {
   let counter = 0;
 
   beforeAll(async () => {
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
-    const path = await ensureTemporalCli(testConfig().toolsDir, () => undefined);
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path }, ip: '127.0.0.1' },
-    });
+    env = await localWorkflowEnvironment();
   });
   afterAll(async () => {
     await env?.teardown();

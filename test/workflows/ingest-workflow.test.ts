@@ -1,9 +1,8 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { IngestActivities } from '../../activities/ingest';
-import { ensureTemporalCli } from '../../infra/tools';
 import { ingestWorkflow } from '../../workflows/ingest';
 import type { Counters } from '../../workflows/paged';
 import {
@@ -14,8 +13,8 @@ import {
   ingestProgressQuery,
   taskQueueName,
 } from '../../workflows/shared';
+import { localWorkflowEnvironment } from '../helpers/temporal-env';
 import { sourceWorkflowBundle } from '../helpers/workflow-bundle';
-import { testConfig } from '../test-config';
 
 /** The ingest workflow's orchestration, with stub activities on an ephemeral server of the pinned Temporal CLI. */
 describe('ingestWorkflow', () => {
@@ -23,12 +22,7 @@ describe('ingestWorkflow', () => {
   let queueCounter = 0;
 
   beforeAll(async () => {
-    // The failure tests fail on purpose: keep the SDK's warnings about them out of the test output.
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
-    const path = await ensureTemporalCli(testConfig().toolsDir, () => undefined);
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path }, ip: '127.0.0.1' },
-    });
+    env = await localWorkflowEnvironment();
   });
   afterAll(async () => {
     await env?.teardown();

@@ -1,10 +1,9 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { IngestActivities } from '../../activities/ingest';
 import { type PagedWorkStatus, pagedWorkStatus } from '../../cli/paged-progress';
-import { ensureTemporalCli } from '../../infra/tools';
 import { ingestWorkflow } from '../../workflows/ingest';
 import {
   type Counters,
@@ -15,8 +14,8 @@ import {
   pagedWorkWorkflow,
 } from '../../workflows/paged';
 import { INGEST_FILES_STAGE, type IngestSummary, ingestProgressQuery, taskQueueName } from '../../workflows/shared';
+import { localWorkflowEnvironment } from '../helpers/temporal-env';
 import { sourceWorkflowBundle } from '../helpers/workflow-bundle';
-import { testConfig } from '../test-config';
 
 /**
  * Item counts: on 2 shared cores the server runs ~200 instant activities/s, so the suite runs 10,000 items through
@@ -126,16 +125,8 @@ describe('pagedWorkWorkflow history', () => {
   let queueCounter = 0;
 
   beforeAll(async () => {
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
-    const path = await ensureTemporalCli(testConfig().toolsDir, () => undefined);
-    env = await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'existing-path', path },
-        ip: '127.0.0.1',
-        // Activities on the workflow's own queue go out with the workflow task's reply: same events, less load.
-        extraArgs: ['--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
-      },
-    });
+    // Activities on the workflow's own queue go out with the workflow task's reply: same events, less load.
+    env = await localWorkflowEnvironment(['--dynamic-config-value', 'system.enableActivityEagerExecution=true']);
   });
   afterAll(async () => {
     await env?.teardown();
