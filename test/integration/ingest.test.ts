@@ -14,7 +14,8 @@ import { openStore } from '../../core/store/open-store';
 import { ensureServer, stopServer } from '../../infra/managed-process';
 import { temporalServerSpec } from '../../infra/temporal-server';
 import { ensurePythonReaders, ensureTemporalCli } from '../../infra/tools';
-import type { IngestSummary } from '../../workflows/shared';
+import { pageWorkflowId, pagedStageId } from '../../workflows/paged';
+import { INGEST_FILES_STAGE, type IngestSummary } from '../../workflows/shared';
 import { testConfig } from '../test-config';
 import { type WorkerProcess, ingestArtifacts, spawnWorker, uniqueName, waitFor, writeGeneratedPile } from './harness';
 
@@ -190,7 +191,9 @@ describe('ingest workflow on the real Temporal server and versitygw', () => {
     const { store } = await ingestArtifacts(config, summary.manifestUrl);
     expect((await store.getBytes('manifest.json')).equals(baseline.manifest)).toBe(true);
     expect(summary.version).toBe(baseline.summary.version);
-    const attempts = ((await handle.fetchHistory()).events ?? []).map(
+    // The files' activities run in the ingest's paged stage: all three files are on its first page.
+    const page = client.workflow.getHandle(pageWorkflowId(pagedStageId(handle.workflowId, INGEST_FILES_STAGE), 0));
+    const attempts = ((await page.fetchHistory()).events ?? []).map(
       (event) => event.activityTaskStartedEventAttributes?.attempt ?? 0,
     );
     expect(Math.max(...attempts)).toBeGreaterThan(1);
