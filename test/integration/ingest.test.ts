@@ -191,7 +191,7 @@ describe('ingest workflow on the real Temporal server and versitygw', () => {
     const { store } = await ingestArtifacts(config, summary.manifestUrl);
     expect((await store.getBytes('manifest.json')).equals(baseline.manifest)).toBe(true);
     expect(summary.version).toBe(baseline.summary.version);
-    // The files' activities run in the ingest's paged stage: all three files are on its first page.
+    // The files' activities run in the stage's page workflow: the killed worker's file was retried there.
     const page = client.workflow.getHandle(pageWorkflowId(pagedStageId(handle.workflowId, INGEST_FILES_STAGE), 0));
     const attempts = ((await page.fetchHistory()).events ?? []).map(
       (event) => event.activityTaskStartedEventAttributes?.attempt ?? 0,
