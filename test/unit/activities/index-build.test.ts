@@ -41,10 +41,23 @@ describe('embedShard', () => {
     await writeDocumentShard(local, rows);
     const corpus = openStore(`file://${root}/corpus/v1`, {} as never);
     const shard = await corpus.putFile('shards/00000-00000.parquet', local);
-    await writeManifest(corpus, 'manifest.json', INGEST_MANIFEST_KIND, [shard], {
+    // A second shard none of whose documents has a token of its own: it must end as an empty shard, not fail.
+    await writeDocumentShard(local, [
+      { ...rows[7]!, doc_id: 'blank-1' },
+      { ...rows[7]!, doc_id: 'blank-2' },
+    ]);
+    const blank = await corpus.putFile('shards/00000-00001.parquet', local);
+    await writeManifest(corpus, 'manifest.json', INGEST_MANIFEST_KIND, [shard, blank], {
       version: 'v1',
-      summary: { documents: rows.length },
-      files: [{ shards: [{ ...shard, rows: rows.length }] }],
+      summary: { documents: rows.length + 2 },
+      files: [
+        {
+          shards: [
+            { ...shard, rows: rows.length },
+            { ...blank, rows: 2 },
+          ],
+        },
+      ],
     });
   });
   afterAll(async () => fs.rm(root, { recursive: true, force: true }));
@@ -138,6 +151,27 @@ describe('embedShard', () => {
     await new MockActivityEnvironment().run(again.acts.embedShard, { buildUrl: plan.buildUrl, index: 0 });
     expect(again.embedded()).toBe(0);
     expect(again.uploads).toEqual([]);
+  });
+
+  it('ends a shard whose every document was skipped as an empty shard in the manifest, counted', async () => {
+    const { acts } = activities();
+    const plan: IndexBuildRef = await new MockActivityEnvironment().run(acts.planIndexBuild, input('blank'));
+    expect(plan.shards).toBe(2);
+    const env = new MockActivityEnvironment();
+    expect(await env.run(acts.embedShard, { buildUrl: plan.buildUrl, index: 1 })).toMatchObject({
+      documents: 2,
+      vectors: 0,
+      skipped_empty_tokens: 2,
+    });
+    expect(await env.run(acts.buildShardIndex, { buildUrl: plan.buildUrl, index: 1 })).toEqual({
+      shards: 1,
+      vectors: 0,
+      empty_shards: 1,
+    });
+    await env.run(acts.embedShard, { buildUrl: plan.buildUrl, index: 0 });
+    await env.run(acts.buildShardIndex, { buildUrl: plan.buildUrl, index: 0 });
+    const summary = await env.run(acts.writeIndexManifest, { buildUrl: plan.buildUrl });
+    expect(summary).toMatchObject({ shards: 2, documents: 52, vectors: 49, skipped: { empty_tokens: 3 } });
   });
 
   it('derives the build id from the corpus, the encoder and every setting', async () => {
