@@ -187,6 +187,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
         }
         const record: EmbeddingRecord = {
           shard: shard.key,
+          dimensions: loaded.encoder.hiddenSize,
           documents: rows.length,
           vectors: segments.reduce((n, s) => n + s.vectors, 0),
           skipped: sumCounts(segments.map((s) => s.skipped)),
@@ -332,13 +333,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
           objects.push({ key: object.key, size: object.size, sha256: object.sha256 });
         }
         if (indexed.recall !== undefined) recalls.push(indexed.recall);
-        if (dimensions === 0 && embedded.segments.some((s) => s.vectors > 0)) {
-          const first = embedded.segments.find((s) => s.vectors > 0)!;
-          const local = path.join(os.tmpdir(), `tttnn-dim-${process.pid}-${i}.parquet`);
-          await downloadVerified(out, first, local);
-          dimensions = (await readVectorsFile(local)).dimensions;
-          await fs.rm(local, { force: true });
-        }
+        dimensions = embedded.dimensions;
         skipped.push(embedded.skipped);
         embedSeconds += embedded.seconds;
         indexSeconds += indexed.seconds;

@@ -4,8 +4,8 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../core/config';
 import { startOrAttach } from './temporal-client';
 import { embedTexts } from '../core/embed';
-import { CURRENT_POINTER, INDEX_MANIFEST_KIND, type IndexManifestBody, promoteBuild } from '../core/index/build-layout';
-import { IndexBuildReader, type NeighborText } from '../core/index/retrieve';
+import { INDEX_MANIFEST_KIND, type IndexManifestBody, promoteBuild } from '../core/index/build-layout';
+import { IndexBuildReader, type NeighborText, resolveBuildId } from '../core/index/retrieve';
 import { modelDigest } from '../core/checkpoints/from-store';
 import { loadEncoder } from '../core/models/registry';
 import { MANIFEST_FILE, readManifest } from '../core/store/manifest';
@@ -171,9 +171,7 @@ export function formatIndexSummary(summary: IndexBuildSummary): string {
 /** `tttnn index list`: the finished builds under the index root, the current one marked. */
 export async function listIndexBuilds(config: Config, log: (line: string) => void): Promise<void> {
   const root = openStore(config.index.root, config);
-  const current = (await root.stat(CURRENT_POINTER))
-    ? (JSON.parse((await root.getBytes(CURRENT_POINTER)).toString('utf8')) as { buildId: string }).buildId
-    : undefined;
+  const current = await resolveBuildId(root, 'current').catch(() => undefined); // none promoted yet
   let count = 0;
   for await (const object of root.list('builds/')) {
     if (!object.key.endsWith(`/${MANIFEST_FILE}`)) continue;

@@ -63,6 +63,8 @@ export interface IndexBuildPlan {
 
 export interface EmbeddingRecord {
   shard: string;
+  /** The encoder's width: every vector of the build has it. */
+  dimensions: number;
   documents: number;
   vectors: number;
   skipped: Record<string, number>;
