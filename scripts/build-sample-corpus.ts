@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import * as prettier from 'prettier';
 import { compress } from 'zstd-napi';
 import { seededRandom } from '../core/seeded-random';
+import { mathDocument } from './math-documents';
 
 /**
  * Builds samples/corpus/: a multi-domain sample corpus in Pile format with a train part (for the index) and a
@@ -817,7 +818,7 @@ async function buildDocuments(sources: Source[], roots: Map<string, string>): Pr
   // Generated arithmetic, as in samples/pile: one generator, the first documents train, the rest test.
   const random = seededRandom(MATH_SEED);
   for (let i = 0; i < MATH_TRAIN + MATH_TEST; i++) {
-    const text = mathDocument(random);
+    const text = mathDocument(random, 24);
     const d: Doc = {
       domain: 'DM Mathematics',
       source: `generated:dm-mathematics@seed-${MATH_SEED}/${String(i).padStart(4, '0')}`,
@@ -844,22 +845,6 @@ async function packageLicence(source: Source, rootDir: string): Promise<string> 
     return /^license\s*=\s*"([^"]+)"/m.exec(toml)?.[1]?.replace(/\//g, ' OR ') ?? 'unknown';
   }
   return 'unknown';
-}
-
-function mathDocument(random: () => number): string {
-  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
-  const lines = [];
-  for (let i = 0; i < 24; i++) {
-    const kind = int(0, 3);
-    const a = int(2, 99);
-    const b = int(2, 99);
-    const x = int(-20, 20);
-    if (kind === 0) lines.push(`What is ${a} + ${b}?`, String(a + b));
-    else if (kind === 1) lines.push(`Calculate ${a}*${b}.`, String(a * b));
-    else if (kind === 2) lines.push(`Solve ${a}*x + ${b} = ${a * x + b} for x.`, String(x));
-    else lines.push(`What is the remainder when ${a * b + (b % a)} is divided by ${a}?`, String((a * b + (b % a)) % a));
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 // ───────────────────────────────────────────── duplicates ─────────────────────────────────────────────

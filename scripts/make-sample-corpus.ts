@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { compress } from 'zstd-napi';
 import { seededRandom } from '../core/seeded-random';
+import { mathDocument } from './math-documents';
 
 /**
  * Rebuilds samples/pile/sample.jsonl.zst, the small bundled corpus in Pile format, from text that ships in
@@ -36,22 +37,6 @@ async function pick(paths: string[], min: number, max: number): Promise<{ file: 
   return picked;
 }
 
-function mathDocument(random: () => number): string {
-  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
-  const lines = [];
-  for (let i = 0; i < 12; i++) {
-    const kind = int(0, 3);
-    const a = int(2, 99);
-    const b = int(2, 99);
-    const x = int(-20, 20);
-    if (kind === 0) lines.push(`What is ${a} + ${b}?`, String(a + b));
-    else if (kind === 1) lines.push(`Calculate ${a}*${b}.`, String(a * b));
-    else if (kind === 2) lines.push(`Solve ${a}*x + ${b} = ${a * x + b} for x.`, String(x));
-    else lines.push(`What is the remainder when ${a * b + (b % a)} is divided by ${a}?`, String((a * b + (b % a)) % a));
-  }
-  return `${lines.join('\n')}\n`;
-}
-
 async function main(): Promise<void> {
   const code = await pick(
     [
@@ -78,7 +63,7 @@ async function main(): Promise<void> {
     ...code.map((d) => ({ text: d.text, meta: { pile_set_name: 'Github' } })),
     ...prose.map((d) => ({ text: d.text, meta: { pile_set_name: 'Pile-CC' } })),
     ...Array.from({ length: PER_DOMAIN }, () => ({
-      text: mathDocument(random),
+      text: mathDocument(random, 12),
       meta: { pile_set_name: 'DM Mathematics' },
     })),
   ];
