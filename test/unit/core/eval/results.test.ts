@@ -1,0 +1,66 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { type EvalResultRow, readResultsFile, skippedRow, writeResultsFile } from '../../../../core/eval/results';
+
+const meta = { backend: 'tensorflow', model_digest: 'sha256:aa', index_build: 'b1' };
+const evaluated: EvalResultRow = {
+  ...skippedRow({ doc_index: 0, doc_id: 'd-é', domain: 'ArXiv', bytes: 1200, tokens: 300, skip_reason: '', ...meta }),
+  bits_per_byte: [1.25, 1.125, 1.0625],
+  nll: [1039.7, 935.7, 884.3],
+  neighbor_ids: ['n1', 'n2'],
+  neighbor_distances: [0, 0.5],
+  neighbor_domains: ['ArXiv', 'Github'],
+  neighbor_losses: [2.5, NaN],
+  exact_copies: 1,
+  steps: 3,
+  random_bits_per_byte: [1.25, 1.2, 1.19],
+  random_nll: [1039.7, 998.1, 989.9],
+  random_steps: 4,
+  split_bytes: 600,
+  split_tokens: 150,
+  split_nll_before: 500.5,
+  split_nll_dynamic: 480.25,
+  split_nll_ttt: 470.125,
+  dynamic_steps: 1,
+  in_context_nll: 1000.5,
+  seconds_training: 12.5,
+  seconds_evaluation: 3.25,
+  seconds_total: 16,
+};
+const skipped = skippedRow({
+  doc_index: 1,
+  doc_id: 'd2',
+  domain: 'Github',
+  bytes: 0,
+  tokens: 0,
+  skip_reason: 'empty_after_tokenizing',
+  ...meta,
+});
+
+let dir: string;
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-results-'));
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('results round-trip through parquetjs (NaN, empty lists, skipped rows) and DuckDB reads lists as lists', async () => {
+  const file = path.join(dir, 'part.parquet');
+  await writeResultsFile(file, [evaluated, skipped]);
+  const back = await readResultsFile(file);
+  expect(back).toEqual([evaluated, skipped]);
+
+  const db = await (await DuckDBInstance.create(':memory:')).connect();
+  const reader = await db.runAndReadAll(
+    `select doc_id, len(bits_per_byte) as k1, nll[3] as nll2, neighbor_domains[2] as d2, skip_reason,
+            sum(nll[1]) over () / sum(bytes) over () / ln(2) as pooled
+     from read_parquet('${file}') order by doc_index`,
+  );
+  const rows = reader.getRowObjectsJson();
+  expect(rows[0]).toMatchObject({ doc_id: 'd-é', k1: '3', nll2: 884.3, d2: 'Github', skip_reason: '' });
+  expect(rows[1]).toMatchObject({ doc_id: 'd2', k1: '0', skip_reason: 'empty_after_tokenizing' });
+  expect(Number(rows[0]!.pooled)).toBeCloseTo(1039.7 / 1200 / Math.LN2, 10);
+});
