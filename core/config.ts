@@ -130,6 +130,46 @@ export const configSchema = z.strictObject({
       maxDistance: z.coerce.number().positive().default(4),
     })
     .prefault({}),
+  /** Evaluations (`tttnn eval start`): TTT-NN on test documents with the paper's settings, and its baselines. */
+  eval: z
+    .strictObject({
+      /** Runs go to `<root>/runs/<run id>/`. */
+      root: z.string().min(1).default('s3://tttnn/evals'),
+      /** Test documents drawn per domain (seeded); `--ids` names them instead. */
+      perDomain: positiveInt.default(10),
+      seed: z.coerce.number().int().nonnegative().default(1216),
+      /** Neighbors per document: 20 as the reproducibility report (the paper's headline: 50). */
+      k: positiveInt.default(20),
+      lr: z.coerce.number().positive().default(2e-5),
+      /** Training chunk and evaluation window; 0 = 1024 on a GPU backend (`backend=tensorflow-gpu`), else 512. */
+      maxLength: z.coerce.number().int().nonnegative().default(0),
+      /** Neighbors are cut to their first tokens; 0 trains on whole neighbors, as the reference does. */
+      maxNeighborTokens: z.coerce.number().int().nonnegative().default(0),
+      /** Test documents larger than this are not drawn (explicit ids over it are skipped and counted). */
+      maxDocumentBytes: positiveInt.default(1_000_000),
+      /** Baselines computed on the same documents in the same run: random, dynamic, in-context. */
+      baselines: z
+        .union([
+          z.string().transform((s) =>
+            s
+              .split(',')
+              .map((b) => b.trim())
+              .filter(Boolean),
+          ),
+          z.array(z.string()),
+        ])
+        .pipe(z.array(z.enum(['random', 'dynamic', 'in-context'])))
+        .default(['random']),
+      /** Leave out neighbors whose text equals the test document's (they are counted either way). */
+      excludeExactCopies: bool.default(false),
+      /** Dynamic evaluation: passes over the test document's first half. */
+      dynamicIterations: positiveInt.default(1),
+      /** Documents evaluated at once across the gpu-queue workers. */
+      concurrency: positiveInt.default(1),
+      /** A document's activity heartbeats after every neighbor: one neighbor's steps must fit in this. */
+      heartbeatTimeoutSeconds: positiveInt.default(900),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -11,7 +11,9 @@ import {
 import { failFastOnPermanentErrors } from '../activities/failures';
 import { createIndexBuildActivities, type LoadedEncoder } from '../activities/index-build';
 import { createIngestActivities } from '../activities/ingest';
+import { createEvaluationActivities } from '../activities/evaluation';
 import { createRetrievalActivities } from '../activities/retrieval';
+import { languageModelPool } from './language-models';
 import { SearchThread } from '../core/index/search-thread';
 import { modelDigest } from '../core/checkpoints/from-store';
 import { type Config, parseGroups } from '../core/config';
@@ -34,15 +36,20 @@ function activitiesFor(kind: QueueKind, config: Config, log: (line: string) => v
   const deps = processDeps(config, log);
   const index = createIndexBuildActivities(deps);
   const retrieval = createRetrievalActivities(deps);
+  const evaluation = createEvaluationActivities(deps);
   switch (kind) {
     case 'cpu':
       return failFastOnPermanentErrors({
         ...createIngestActivities(deps),
         ...pick(index, ['planIndexBuild', 'writeIndexManifest', 'withdrawIndexManifest', 'promoteIndexBuild']),
         ...pick(retrieval, ['planRetrieval', 'mergeNeighbors']),
+        ...pick(evaluation, ['planEvaluation', 'compactResults', 'writeEvaluationManifest']),
       });
     case 'gpu':
-      return failFastOnPermanentErrors(pick(index, ['embedShard']));
+      return failFastOnPermanentErrors({
+        ...pick(index, ['embedShard']),
+        ...pick(evaluation, ['embedQueries', 'evaluateDocument']),
+      });
     case 'index':
       return failFastOnPermanentErrors(pick(index, ['buildShardIndex', 'verifyShard']));
     case 'retrieval':
@@ -66,6 +73,7 @@ function makeDeps(config: Config, log: (line: string) => void) {
     openStore: store,
     cacheDir: config.toolsDir,
     searchThread: new SearchThread(),
+    withLanguageModel: languageModelPool({ locate, backend: config.backend, log }),
     encoderDigest: async (spec: string) => (await modelDigest(await locate(spec))).version,
     loadEncoder: (spec: string) => {
       let loaded = encoders.get(spec);

@@ -122,8 +122,8 @@ export async function readResultsFile(localPath: string): Promise<EvalResultRow[
     const rows: EvalResultRow[] = [];
     const cursor = reader.getCursor();
     for (let r = (await cursor.next()) as Record<string, unknown> | null; r; r = (await cursor.next()) as typeof r) {
-      const row = { ...r } as Record<string, unknown>;
-      for (const column of LIST_COLUMNS) row[column] = (row[column] as unknown[] | undefined) ?? [];
+      const row = { ...r };
+      for (const column of LIST_COLUMNS) row[column] = (row[column]) ?? [];
       for (const column of ['bytes', 'split_bytes'] as const) row[column] = Number(row[column]);
       rows.push(row as unknown as EvalResultRow);
     }
@@ -164,4 +164,32 @@ export function skippedRow(
     seconds_evaluation: 0,
     seconds_total: 0,
   };
+}
+
+const TEXT_FIELDS = new Set([
+  'doc_id',
+  'domain',
+  'skip_reason',
+  'neighbor_ids',
+  'neighbor_domains',
+  'backend',
+  'model_digest',
+  'index_build',
+]);
+
+/** A row as JSON (a document's committed result): NaN and ±Infinity kept as strings, which JSON lacks. */
+export function encodeRow(row: EvalResultRow): string {
+  return JSON.stringify(row, (_, value: unknown) =>
+    typeof value === 'number' && !Number.isFinite(value) ? String(value) : value,
+  );
+}
+
+export function decodeRow(json: string): EvalResultRow {
+  const row = JSON.parse(json) as Record<string, unknown>;
+  const number = (v: unknown) => (typeof v === 'string' ? Number(v) : v);
+  for (const [key, value] of Object.entries(row)) {
+    if (TEXT_FIELDS.has(key)) continue;
+    row[key] = Array.isArray(value) ? value.map(number) : number(value);
+  }
+  return row as unknown as EvalResultRow;
 }

@@ -71,8 +71,8 @@ export async function localShards(
   const shards: LocalShard[] = [];
   for (const [i, shard] of manifest.body.shards.entries()) {
     if (!which(i) || !shard.index || !shard.ids) continue;
-    const indexFile = await cached(root, entry(shard.index), dir);
-    const ids = JSON.parse(await fs.readFile(await cached(root, entry(shard.ids), dir), 'utf8')) as ShardIds;
+    const indexFile = await cachedObject(root, entry(shard.index), dir);
+    const ids = JSON.parse(await fs.readFile(await cachedObject(root, entry(shard.ids), dir), 'utf8')) as ShardIds;
     shards.push({ corpusShard: shard.shard, indexFile, ids });
   }
   return shards;
@@ -194,7 +194,7 @@ export async function neighborTexts(
   for (const [shard, positions] of byShard) {
     const object = objects.get(shard);
     if (!object) throw new Error(`corpus ${corpus.url} does not list shard ${shard}`);
-    const local = await cached(
+    const local = await cachedObject(
       corpus,
       object,
       path.join(cacheDir, 'corpus-cache', corpus.url.replace(/[^\w.-]+/g, '_')),
@@ -209,7 +209,7 @@ export async function neighborTexts(
 }
 
 /** A store object in a local cache folder, downloaded and verified once (a marker file records the check). */
-async function cached(store: ArtifactStore, object: ObjectInfo, dir: string): Promise<string> {
+export async function cachedObject(store: ArtifactStore, object: ObjectInfo, dir: string): Promise<string> {
   const local = path.join(dir, object.key);
   const marker = `${local}.${object.sha256.slice(0, 16)}.verified`;
   if (existsSync(marker)) return local;

@@ -219,6 +219,8 @@ export interface DocumentOptions {
   evalBatchSize?: number;
   /** Called after each neighbor (heartbeats, progress); `k` counts neighbors trained on so far. */
   onNeighbor?: (k: number, bitsPerByte: number) => void;
+  /** Called once after the last neighbor, before the reset: further measurements of the trained model. */
+  onTrained?: () => void;
 }
 
 export interface DocumentResult {
@@ -230,6 +232,8 @@ export interface DocumentResult {
   /** Mean training loss per neighbor (NaN for a neighbor too short to step on). */
   neighborLosses: number[];
   steps: number;
+  /** Wall time in training steps and in evaluations of the document. */
+  seconds: { training: number; evaluation: number };
 }
 
 /**
@@ -244,29 +248,58 @@ export function runDocument(
   neighbors: readonly (readonly number[])[],
   opts: DocumentOptions,
 ): DocumentResult {
+  const steps = documentSteps(trainer, text, tokens, neighbors, opts);
+  for (let next = steps.next(); ; next = steps.next()) if (next.done === true) return next.value;
+}
+
+/**
+ * `runDocument` one neighbor at a time: yields after each neighbor (k neighbors trained on so far), so that an
+ * asynchronous caller can let its event loop run (heartbeats) between them. Returning early (`return()`) still
+ * resets the weights.
+ */
+export function* documentSteps(
+  trainer: TTTTrainer,
+  text: string,
+  tokens: readonly number[],
+  neighbors: readonly (readonly number[])[],
+  opts: DocumentOptions,
+): Generator<number, DocumentResult> {
   const evalOpts = { eot: opts.eot, maxLength: opts.maxLength, batchSize: opts.evalBatchSize };
   trainer.reset();
-  const first = bitsPerByte(trainer.model, text, tokens, evalOpts);
-  const result: DocumentResult = {
-    bitsPerByte: [first.bitsPerByte],
-    nllNats: [first.nllNats],
-    bytes: first.bytes,
-    tokens: first.tokens,
-    neighborLosses: [],
-    steps: 0,
+  const seconds = { training: 0, evaluation: 0 };
+  const timed = <T>(part: keyof typeof seconds, work: () => T): T => {
+    const t0 = performance.now();
+    try {
+      return work();
+    } finally {
+      seconds[part] += (performance.now() - t0) / 1000;
+    }
   };
+  const score = () => timed('evaluation', () => bitsPerByte(trainer.model, text, tokens, evalOpts));
   try {
-    neighbors.forEach((neighbor, i) => {
-      const losses = trainer.trainOnTokens(neighbor, opts.maxLength);
+    const first = score();
+    const result: DocumentResult = {
+      bitsPerByte: [first.bitsPerByte],
+      nllNats: [first.nllNats],
+      bytes: first.bytes,
+      tokens: first.tokens,
+      neighborLosses: [],
+      steps: 0,
+      seconds,
+    };
+    for (const [i, neighbor] of neighbors.entries()) {
+      const losses = timed('training', () => trainer.trainOnTokens(neighbor, opts.maxLength));
       result.neighborLosses.push(losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN);
-      const after = bitsPerByte(trainer.model, text, tokens, evalOpts);
+      const after = score();
       result.bitsPerByte.push(after.bitsPerByte);
       result.nllNats.push(after.nllNats);
       opts.onNeighbor?.(i + 1, after.bitsPerByte);
-    });
+      yield i + 1;
+    }
     result.steps = trainer.steps;
+    if (opts.onTrained) timed('evaluation', opts.onTrained);
+    return result;
   } finally {
     trainer.reset();
   }
-  return result;
 }

@@ -1,0 +1,232 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SingleBar } from 'cli-progress';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { EvaluationManifestBody } from '../activities/evaluation';
+import type { Config } from '../core/config';
+import { type EvalResultRow, readResultsFile } from '../core/eval/results';
+import { EVAL_RUN_KIND, type EvalSettings, RUN_FILE } from '../core/eval/run-layout';
+import { MANIFEST_FILE, downloadVerified, readManifest } from '../core/store/manifest';
+import { openStore } from '../core/store/open-store';
+import { evaluateWorkflow } from '../workflows/evaluate';
+import {
+  type DocumentHeartbeat,
+  type EvaluationInput,
+  type EvaluationProgress,
+  type EvaluationSummary,
+  evaluationProgressQuery,
+} from '../workflows/evaluate-types';
+import { pagedStageId } from '../workflows/paged';
+import { taskQueueName } from '../workflows/shared';
+import { pagedWorkStatus } from './paged-progress';
+import { startOrAttach } from './temporal-client';
+
+export interface EvalStartOptions {
+  /** The test corpus version: its manifest URL or folder, as `tttnn ingest` prints it. */
+  test: string;
+  runId?: string;
+  /** Explicit test document ids instead of a per-domain draw. */
+  ids?: string[];
+  /** An index build id or `current`. */
+  index?: string;
+  neighbors?: 'nn' | 'random';
+}
+
+/** The workflow input of `tttnn eval start`: the test corpus and the config's `eval`, `index` and `model` settings. */
+export function evaluationInput(config: Config, options: EvalStartOptions): EvaluationInput {
+  const e = config.eval;
+  const maxLength = e.maxLength > 0 ? e.maxLength : config.backend === 'tensorflow-gpu' ? 1024 : 512;
+  const settings: Omit<EvalSettings, 'runId'> = {
+    testManifestUrl: options.test.endsWith('.json')
+      ? options.test
+      : `${options.test.replace(/\/+$/, '')}/${MANIFEST_FILE}`,
+    selection: options.ids ? { ids: options.ids } : { perDomain: e.perDomain, seed: e.seed },
+    maxDocumentBytes: e.maxDocumentBytes,
+    indexRoot: config.index.root,
+    build: options.index ?? 'current',
+    model: config.model,
+    encoder: config.index.encoder,
+    encoderMaxLength: config.index.maxLength,
+    k: e.k,
+    lr: e.lr,
+    maxLength,
+    maxDistance: config.index.maxDistance,
+    maxNeighborTokens: e.maxNeighborTokens,
+    neighbors: options.neighbors ?? 'nn',
+    baselines: [...e.baselines],
+    excludeExactCopies: e.excludeExactCopies,
+    dynamicIterations: e.dynamicIterations,
+    seed: e.seed,
+  };
+  // The default run id names the settings: the same request typed twice is the same run.
+  const runId =
+    options.runId ?? `run-${createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 12)}`;
+  return {
+    settings: { runId, ...settings },
+    runUrl: runUrl(config, runId),
+    concurrency: e.concurrency,
+    shardsPerGroup: config.index.shardsPerGroup,
+    heartbeatTimeoutSeconds: e.heartbeatTimeoutSeconds,
+    taskQueuePrefix: config.temporal.taskQueuePrefix,
+  };
+}
+
+export function runUrl(config: Config, runId: string): string {
+  if (!/^[A-Za-z0-9_.-]+$/.test(runId)) throw new Error(`run id '${runId}': use letters, digits, _ . - only`);
+  return `${config.eval.root.replace(/\/+$/, '')}/runs/${runId}`;
+}
+
+export const evaluationWorkflowId = (runId: string) => `eval/${runId}`;
+
+/** One workflow per run id: starting it again attaches to the running one (or returns the finished one's result). */
+export function startEvaluation(
+  client: Client,
+  config: Config,
+  input: EvaluationInput,
+): Promise<WorkflowHandle<typeof evaluateWorkflow>> {
+  return startOrAttach(client, evaluateWorkflow, {
+    workflowId: evaluationWorkflowId(input.settings.runId),
+    taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
+    args: [input],
+  });
+}
+
+/** `tttnn eval resume <run>`: the run's own settings, read back from the store, started again. */
+export async function resumeInput(config: Config, runId: string): Promise<EvaluationInput> {
+  const url = runUrl(config, runId);
+  const store = openStore(url, config);
+  if (!(await store.stat(RUN_FILE))) {
+    throw new Error(`no run ${runId} under ${config.eval.root} ('tttnn eval list' shows the runs)`);
+  }
+  const settings = JSON.parse((await store.getBytes(RUN_FILE)).toString('utf8')) as EvalSettings;
+  return {
+    settings,
+    runUrl: url,
+    concurrency: config.eval.concurrency,
+    shardsPerGroup: config.index.shardsPerGroup,
+    heartbeatTimeoutSeconds: config.eval.heartbeatTimeoutSeconds,
+    taskQueuePrefix: config.temporal.taskQueuePrefix,
+  };
+}
+
+export interface EvaluationStatus extends EvaluationProgress {
+  /** Documents with a committed result, and where the documents in flight are. */
+  done: number;
+  inFlight: DocumentHeartbeat[];
+}
+
+export async function evaluationStatus(
+  client: Client,
+  handle: WorkflowHandle<typeof evaluateWorkflow>,
+): Promise<EvaluationStatus> {
+  const progress = await handle.query(evaluationProgressQuery);
+  if (progress.phase !== 'evaluating') {
+    const done = progress.phase === 'compacting' || progress.phase === 'done' ? progress.documents : 0;
+    return { ...progress, done, inFlight: [] };
+  }
+  const stage = await pagedWorkStatus(client.workflow, pagedStageId(handle.workflowId, 'evaluate'), true).catch(
+    () => undefined,
+  );
+  return {
+    ...progress,
+    done: stage?.itemsDone ?? 0,
+    inFlight: (stage?.heartbeats ?? []).filter((h): h is DocumentHeartbeat => typeof h === 'object' && h !== null),
+  };
+}
+
+/** Waits for the run's result, with a bar over documents (and its ETA) while they are evaluated. */
+export async function followEvaluation(
+  client: Client,
+  handle: WorkflowHandle<typeof evaluateWorkflow>,
+  showProgress: boolean,
+  log: (line: string) => void,
+): Promise<EvaluationSummary> {
+  const bar = new SingleBar({
+    format: 'eval |{bar}| {value}/{total} documents · {detail} · ETA {eta_formatted}',
+    hideCursor: true,
+    noTTYOutput: true,
+    notTTYSchedule: 10000,
+    etaBuffer: 10,
+  });
+  let phase = '';
+  let started = false;
+  let finished = false;
+  const polling = (async () => {
+    while (showProgress && !finished) {
+      const status = await evaluationStatus(client, handle).catch(() => undefined);
+      if (status && status.phase !== phase) {
+        if (started) bar.update(bar.getTotal(), {});
+        if (status.phase !== 'evaluating') log(`eval ${status.runId}: ${status.phase}`);
+        phase = status.phase;
+      }
+      if (status?.phase === 'evaluating') {
+        const detail = status.inFlight.map((h) => `#${h.index} ${h.stage} ${h.neighbor}/${h.of}`).join(', ');
+        if (!started) bar.start(Math.max(1, status.documents), status.done, { detail });
+        else bar.update(status.done, { detail: detail || '-' });
+        started = true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  })();
+  try {
+    return await handle.result();
+  } finally {
+    finished = true;
+    await polling;
+    if (started) {
+      bar.update(bar.getTotal(), { detail: 'done' });
+      bar.stop();
+    }
+  }
+}
+
+export function formatEvaluationSummary(summary: EvaluationSummary): string {
+  const skipped = Object.entries(summary.skipped);
+  return [
+    `eval ${summary.runId}: ${summary.evaluated} of ${summary.documents} documents evaluated, ${summary.steps} TTT steps, index build ${summary.buildId}`,
+    ...(skipped.length > 0 ? [`skipped: ${skipped.map(([reason, n]) => `${n} ${reason}`).join(', ')}`] : []),
+    `results: ${summary.manifestUrl} (${summary.parts} Parquet parts; 'tttnn eval report ${summary.runId}' writes the report)`,
+  ].join('\n');
+}
+
+/** Runs under the eval root: finished (with a manifest) or not. */
+export async function listEvaluations(config: Config, log: (line: string) => void): Promise<void> {
+  const root = openStore(config.eval.root, config);
+  const runs = new Set<string>();
+  for await (const object of root.list('runs/')) {
+    const [, runId, file] = object.key.split('/');
+    if (runId && file === RUN_FILE) runs.add(runId);
+  }
+  if (runs.size === 0) log(`no runs under ${config.eval.root}`);
+  for (const runId of [...runs].sort()) {
+    const manifest = await readManifest<EvaluationManifestBody>(root, `runs/${runId}/${MANIFEST_FILE}`, EVAL_RUN_KIND);
+    const state = manifest
+      ? `finished: ${manifest.body.summary.evaluated}/${manifest.body.summary.documents} documents`
+      : 'not finished';
+    log(`${runId}  ${state}`);
+  }
+}
+
+/** The finished run's results, every part verified against its manifest. */
+export async function readRunResults(
+  config: Config,
+  runId: string,
+): Promise<{ rows: EvalResultRow[]; manifest: EvaluationManifestBody }> {
+  const store = openStore(runUrl(config, runId), config);
+  const manifest = await readManifest<EvaluationManifestBody>(store, MANIFEST_FILE, EVAL_RUN_KIND);
+  if (!manifest) throw new Error(`run ${runId} has no results yet (it is not finished: 'tttnn eval status ${runId}')`);
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-report-'));
+  try {
+    const rows: EvalResultRow[] = [];
+    for (const object of manifest.objects.filter((o) => o.key.endsWith('.parquet'))) {
+      const local = path.join(dir, path.basename(object.key));
+      await downloadVerified(store, object, local);
+      rows.push(...(await readResultsFile(local)));
+    }
+    return { rows, manifest: manifest.body };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}

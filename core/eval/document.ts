@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import type { NeighborText } from '../index/retrieve';
+import { seedDropout } from '../models/modeling-utils';
+import type { TextTokenizer } from '../tokenizers/tokenizer';
+import { type DocumentResult, type TTTTrainer, documentSteps } from '../training/ttt';
+import { type EvalResultRow, skippedRow } from './results';
+import { type EvalSettings, hash32 } from './run-layout';
+
+/**
+ * One test document of an evaluation, end to end on a loaded model: bits/byte before, TTT-NN over its neighbors
+ * (nearest first, the curve over k), the random-neighbor control and the baselines the run asks for; the weights
+ * are the pretrained ones again when it returns. Deterministic: dropout masks are seeded from the run's seed and the
+ * document's index, and every document starts from a fresh optimizer.
+ */
+export interface LoadedLanguageModel {
+  trainer: TTTTrainer;
+  tokenizer: TextTokenizer;
+  prefixToken: number;
+  backend: string;
+  digest: string;
+}
+
+export interface DocumentToEvaluate {
+  index: number;
+  docId: string;
+  domain: string;
+  text: string;
+  neighbors: readonly NeighborText[];
+  /** The random control's draws (as many are used as there are neighbors). */
+  random: readonly NeighborText[];
+}
+
+export type EvaluationStage = 'ttt-nn' | 'random' | 'dynamic' | 'in-context';
+/** After each neighbor of each stage: heartbeats and progress. */
+export type OnNeighbor = (stage: EvaluationStage, k: number, of: number) => void;
+
+export async function evaluateDocument(
+  lm: LoadedLanguageModel,
+  doc: DocumentToEvaluate,
+  run: EvalSettings & { buildId: string },
+  onNeighbor: OnNeighbor = () => undefined,
+  /** Aborts between neighbors (a cancelled activity, a worker shutting down); the weights are reset first. */
+  signal?: AbortSignal,
+): Promise<EvalResultRow> {
+  const t0 = performance.now();
+  const encode = (text: string) => lm.tokenizer.encode(text, { addSpecialTokens: false });
+  const bytes = Buffer.byteLength(doc.text, 'utf8');
+  const meta = { backend: lm.backend, model_digest: lm.digest, index_build: run.buildId };
+  const base = { doc_index: doc.index, doc_id: doc.docId, domain: doc.domain, bytes, ...meta };
+  if (bytes > run.maxDocumentBytes) return skippedRow({ ...base, tokens: 0, skip_reason: 'over_size_limit' });
+  const tokens = encode(doc.text);
+  if (tokens.length === 0) return skippedRow({ ...base, tokens: 0, skip_reason: 'empty_after_tokenizing' });
+
+  // Test-set contamination: neighbors whose text is the document's, byte for byte.
+  const digest = sha256(doc.text);
+  const isCopy = doc.neighbors.map((n) => sha256(n.text) === digest);
+  const exactCopies = isCopy.filter(Boolean).length;
+  const neighbors = run.excludeExactCopies ? doc.neighbors.filter((_, i) => !isCopy[i]) : doc.neighbors;
+  const tokensOf = (list: readonly NeighborText[]) =>
+    list.map((n) => {
+      const ids = encode(n.text);
+      return run.maxNeighborTokens > 0 ? ids.slice(0, run.maxNeighborTokens) : ids;
+    });
+  const options = { eot: lm.prefixToken, maxLength: run.maxLength };
+
+  seedDropout(hash32(`${run.seed}/${doc.index}/ttt-nn`));
+  const ttt = await stepThrough(
+    documentSteps(lm.trainer, doc.text, tokens, tokensOf(neighbors), options),
+    (k) => onNeighbor('ttt-nn', k, neighbors.length),
+    signal,
+  );
+  let training = ttt.seconds.training;
+  let evaluation = ttt.seconds.evaluation;
+
+  const row: EvalResultRow = {
+    ...skippedRow({ ...base, tokens: tokens.length, skip_reason: '' }),
+    bits_per_byte: ttt.bitsPerByte,
+    nll: ttt.nllNats,
+    neighbor_ids: neighbors.map((n) => n.docId),
+    neighbor_distances: neighbors.map((n) => n.distance),
+    neighbor_domains: neighbors.map((n) => n.domain),
+    neighbor_losses: ttt.neighborLosses,
+    exact_copies: exactCopies,
+    excluded_copies: run.excludeExactCopies ? exactCopies : 0,
+    steps: ttt.steps,
+  };
+
+  if (run.baselines.includes('random')) {
+    // As many documents as the document has neighbors, drawn uniformly from the index: what retrieval adds.
+    const drawn = doc.random.slice(0, neighbors.length);
+    seedDropout(hash32(`${run.seed}/${doc.index}/random`));
+    const control = await stepThrough(
+      documentSteps(lm.trainer, doc.text, tokens, tokensOf(drawn), options),
+      (k) => onNeighbor('random', k, drawn.length),
+      signal,
+    );
+    Object.assign(row, { random_bits_per_byte: control.bitsPerByte, random_nll: control.nllNats });
+    row.random_steps = control.steps;
+    training += control.seconds.training;
+    evaluation += control.seconds.evaluation;
+  }
+
+  row.seconds_training = training;
+  row.seconds_evaluation = evaluation;
+  row.seconds_total = (performance.now() - t0) / 1000;
+  return row;
+}
+
+/** Runs a document's steps, letting the event loop turn after each neighbor (so that heartbeats go out). */
+async function stepThrough(
+  steps: Generator<number, DocumentResult>,
+  onStep: (k: number) => void,
+  signal: AbortSignal | undefined,
+): Promise<DocumentResult> {
+  try {
+    for (let next = steps.next(); ; next = steps.next()) {
+      if (next.done === true) return next.value;
+      onStep(next.value);
+      await new Promise((resolve) => setImmediate(resolve));
+      signal?.throwIfAborted();
+    }
+  } finally {
+    steps.return(undefined as never); // resets the weights when aborted; a no-op once finished
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}

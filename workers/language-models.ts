@@ -1,0 +1,71 @@
+import type { LoadedLanguageModel } from '../core/eval/document';
+import { type BackendChoice, describeBackend, initBackend } from '../core/backend';
+import { modelDigest } from '../core/checkpoints/from-store';
+import { loadCausalLM } from '../core/models/registry';
+import { TTTTrainer } from '../core/training/ttt';
+
+/**
+ * The language models a worker process holds: each loaded once with its trainer (which keeps the pretrained copy
+ * to reset to), kept between documents, and used by one document at a time (the weights are shared state).
+ */
+export function languageModelPool(deps: {
+  locate(spec: string): Promise<string>;
+  backend: BackendChoice;
+  log: (line: string) => void;
+}) {
+  interface Slot {
+    loaded: Awaited<ReturnType<typeof loadCausalLM>>;
+    digest: string;
+    backend: string;
+    trainer?: { lr: number; trainer: TTTTrainer };
+    /** The tail of this model's queue: each document waits for the one before it. */
+    tail: Promise<unknown>;
+  }
+  const slots = new Map<string, Promise<Slot>>();
+  const slotOf = (spec: string) => {
+    let slot = slots.get(spec);
+    if (!slot) {
+      slot = (async () => {
+        const local = await deps.locate(spec);
+        const loaded = await loadCausalLM(local, { backend: deps.backend, log: deps.log, training: true });
+        const backend = describeBackend(await initBackend({ backend: deps.backend }));
+        return { loaded, digest: (await modelDigest(local)).version, backend, tail: Promise.resolve() };
+      })();
+      slots.set(spec, slot);
+      slot.catch(() => slots.delete(spec));
+    }
+    return slot;
+  };
+
+  return async function withLanguageModel<T>(
+    spec: string,
+    options: { lr: number; prefixToken?: number },
+    work: (lm: LoadedLanguageModel) => Promise<T>,
+  ): Promise<T> {
+    const slot = await slotOf(spec);
+    const run = async () => {
+      if (slot.trainer?.lr !== options.lr) {
+        slot.trainer?.trainer.dispose();
+        slot.trainer = { lr: options.lr, trainer: new TTTTrainer(slot.loaded.model, { lr: options.lr }) };
+      }
+      const { tokenizer } = slot.loaded;
+      return work({
+        trainer: slot.trainer.trainer,
+        tokenizer,
+        prefixToken: options.prefixToken ?? harnessPrefixToken(tokenizer, spec),
+        backend: slot.backend,
+        digest: slot.digest,
+      });
+    };
+    const result = slot.tail.then(run, run);
+    slot.tail = result.catch(() => undefined);
+    return result;
+  };
+}
+
+/** lm-evaluation-harness's prefix token: BOS when the tokenizer has one, else EOS. */
+function harnessPrefixToken(tokenizer: Awaited<ReturnType<typeof loadCausalLM>>['tokenizer'], spec: string): number {
+  const token = tokenizer.specialTokenId('bos_token') ?? tokenizer.specialTokenId('eos_token');
+  if (token === undefined) throw new Error(`${spec}: the tokenizer names neither bos_token nor eos_token`);
+  return token;
+}
