@@ -123,7 +123,7 @@ export async function readResultsFile(localPath: string): Promise<EvalResultRow[
     const cursor = reader.getCursor();
     for (let r = (await cursor.next()) as Record<string, unknown> | null; r; r = (await cursor.next()) as typeof r) {
       const row = { ...r };
-      for (const column of LIST_COLUMNS) row[column] = (row[column]) ?? [];
+      for (const column of LIST_COLUMNS) row[column] = row[column] ?? [];
       for (const column of ['bytes', 'split_bytes'] as const) row[column] = Number(row[column]);
       rows.push(row as unknown as EvalResultRow);
     }
