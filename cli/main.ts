@@ -21,6 +21,19 @@ import {
   startIndexBuild,
 } from './index-command';
 import { taskQueueName } from '../workflows/shared';
+import type { evaluateWorkflow } from '../workflows/evaluate';
+import type { EvaluationInput } from '../workflows/evaluate-types';
+import { ensureEngine } from '../infra/engine';
+import {
+  evaluationInput,
+  evaluationStatus,
+  evaluationWorkflowId,
+  followEvaluation,
+  formatEvaluationSummary,
+  listEvaluations,
+  resumeInput,
+  startEvaluation,
+} from './eval-command';
 
 const program = new Command('tttnn')
   .description('Test-time training on nearest neighbors for language models, as durable Temporal workflows.')
@@ -288,6 +301,129 @@ function positiveFloat(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive number, not ${value}`);
   return n;
+}
+
+const evaluation = program
+  .command('eval')
+  .description('TTT-NN evaluations: per test document, bits/byte before and after training on each neighbor')
+  .addHelpText(
+    'after',
+    '\nSettings come from the config sections `eval` (k, lr, maxLength, perDomain, seed, baselines, ...), `index`\n' +
+      '(root, encoder) and `model`: `--set eval.k=50`. A run is durable: workers may die and the servers restart; ' +
+      '`eval resume` continues a stopped run without redoing finished documents.',
+  );
+evaluation
+  .command('start')
+  .description('start (or attach to) an evaluation run; prints its run id')
+  .requiredOption('--test <url>', 'the test corpus version: its manifest URL or folder, as `tttnn ingest` prints it')
+  .option('--run <id>', 'run id (default: derived from every setting, so the same request is the same run)')
+  .option('--ids <ids>', 'comma-separated test document ids instead of eval.perDomain drawn per domain')
+  .option('--index <build>', "the index build: an id, or 'current' (resolved once, when the run starts)", 'current')
+  .option('--neighbors <kind>', "'nn' (nearest first) or 'random' (uniform draws from the index)", 'nn')
+  .option('--no-progress', 'do not draw a progress bar')
+  .option('--no-wait', 'start and return; follow it with `tttnn eval status <run>`')
+  .option('--local-worker', 'run workers for all queues in this process too (default when Temporal is on this machine)')
+  .option('--no-local-worker', 'rely on workers started elsewhere (`tttnn worker --queues cpu,gpu,retrieval`)')
+  .action(
+    async (opts: {
+      test: string;
+      run?: string;
+      ids?: string;
+      index: string;
+      neighbors: string;
+      progress: boolean;
+      wait: boolean;
+      localWorker?: boolean;
+    }) => {
+      if (opts.neighbors !== 'nn' && opts.neighbors !== 'random') {
+        throw new InvalidArgumentError(`--neighbors must be 'nn' or 'random', not '${opts.neighbors}'`);
+      }
+      const local = opts.wait && (opts.localWorker ?? /^(127\.0\.0\.1|localhost):/.test(cfg().temporal.address));
+      const c = cfg(local ? ['worker.queues=cpu,gpu,index,retrieval'] : []);
+      const input = evaluationInput(c, {
+        test: opts.test,
+        index: opts.index,
+        neighbors: opts.neighbors,
+        ...(opts.run !== undefined ? { runId: opts.run } : {}),
+        ...(opts.ids !== undefined ? { ids: opts.ids.split(',').map((id) => id.trim()) } : {}),
+      });
+      await runEvaluation(c, input, { local, wait: opts.wait, progress: opts.progress });
+    },
+  );
+evaluation
+  .command('resume')
+  .description('continue a run with the settings it was started with (finished documents are not redone)')
+  .argument('<run id>')
+  .option('--no-progress', 'do not draw a progress bar')
+  .option('--no-wait', 'start and return')
+  .option('--no-local-worker', 'rely on workers started elsewhere')
+  .action(async (runId: string, opts: { progress: boolean; wait: boolean; localWorker: boolean }) => {
+    const local = opts.wait && opts.localWorker && /^(127\.0\.0\.1|localhost):/.test(cfg().temporal.address);
+    const c = cfg(local ? ['worker.queues=cpu,gpu,index,retrieval'] : []);
+    await runEvaluation(c, await resumeInput(c, runId), { local, wait: opts.wait, progress: opts.progress });
+  });
+evaluation
+  .command('status')
+  .description('where a run is: its phase, documents done, the documents in flight and their neighbor')
+  .argument('<run id>')
+  .action(async (runId: string) => {
+    const c = cfg();
+    const client = await connectClient(c);
+    try {
+      const handle = client.workflow.getHandle<typeof evaluateWorkflow>(evaluationWorkflowId(runId));
+      const { status } = await handle.describe();
+      log(`${evaluationWorkflowId(runId)}: ${status.name}`);
+      if (status.name === 'RUNNING' || status.name === 'COMPLETED') {
+        const s = await evaluationStatus(client, handle);
+        log(`${s.phase}: ${s.done}/${s.documents} documents, index build ${s.buildId ?? '?'}`);
+        for (const h of s.inFlight) log(`  document ${h.index}: ${h.stage}, neighbor ${h.neighbor} of ${h.of}`);
+      } else {
+        log(`'tttnn eval resume ${runId}' continues it`);
+      }
+    } finally {
+      await client.connection.close();
+    }
+  });
+evaluation
+  .command('cancel')
+  .description('cancel a running evaluation (committed documents stay; `eval resume` continues it)')
+  .argument('<run id>')
+  .action(async (runId: string) => {
+    const client = await connectClient(cfg());
+    try {
+      await client.workflow.getHandle(evaluationWorkflowId(runId)).cancel();
+      log(`cancellation requested for ${evaluationWorkflowId(runId)}`);
+    } finally {
+      await client.connection.close();
+    }
+  });
+evaluation
+  .command('list')
+  .description('runs under the eval root, finished or not')
+  .action(async () => listEvaluations(cfg(), log));
+/** Starts (or attaches to) the run and, unless told not to wait, follows it to its summary. */
+async function runEvaluation(
+  c: Config,
+  input: EvaluationInput,
+  opts: { local: boolean; wait: boolean; progress: boolean },
+): Promise<void> {
+  if (opts.local) await ensureEngine(c, log);
+  const client = await connectClient(c);
+  let localWorker: RunningWorkers | undefined;
+  if (opts.local) {
+    log("running workers for every queue in this process ('tttnn worker' elsewhere scales out)");
+    localWorker = await startWorkers(c, () => undefined, true);
+  }
+  try {
+    const handle = await startEvaluation(client, c, input);
+    log(
+      `eval run ${input.settings.runId}: workflow ${handle.workflowId} (Temporal UI: http://127.0.0.1:${c.temporal.uiPort})`,
+    );
+    if (opts.wait) log(formatEvaluationSummary(await followEvaluation(client, handle, opts.progress, log)));
+  } finally {
+    await localWorker?.shutdown();
+    await client.connection.close();
+  }
 }
 
 program

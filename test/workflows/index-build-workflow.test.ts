@@ -6,23 +6,8 @@ import type { IndexBuildInput, IndexBuildRef } from '../../workflows/index-types
 import { pageWorkflowId, pagedStageId } from '../../workflows/paged';
 import { taskQueueName } from '../../workflows/shared';
 import { localWorkflowEnvironment } from '../helpers/temporal-env';
+import { largestPayload } from '../helpers/history';
 import { sourceWorkflowBundle } from '../helpers/workflow-bundle';
-
-/** Largest payload (data + metadata bytes) anywhere in a history event. */
-function largestPayload(value: unknown): number {
-  if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return 0;
-  const record = value as Record<string, unknown>;
-  if (record.data instanceof Uint8Array && typeof record.metadata === 'object') {
-    return (
-      record.data.length +
-      Object.entries((record.metadata ?? {}) as Record<string, Uint8Array>).reduce(
-        (n, [k, v]) => n + k.length + v.length,
-        0,
-      )
-    );
-  }
-  return Math.max(0, ...Object.values(record).map(largestPayload));
-}
 
 /**
  * The index build's orchestration with stub activities on an ephemeral server: stages run on their queues in

@@ -2,7 +2,14 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { type EvalResultRow, readResultsFile, skippedRow, writeResultsFile } from '../../../../core/eval/results';
+import {
+  type EvalResultRow,
+  decodeRow,
+  encodeRow,
+  readResultsFile,
+  skippedRow,
+  writeResultsFile,
+} from '../../../../core/eval/results';
 
 const meta = { backend: 'tensorflow', model_digest: 'sha256:aa', index_build: 'b1' };
 const evaluated: EvalResultRow = {
@@ -63,4 +70,9 @@ test('results round-trip through parquetjs (NaN, empty lists, skipped rows) and 
   expect(rows[0]).toMatchObject({ doc_id: 'd-é', k1: '3', nll2: 884.3, d2: 'Github', skip_reason: '' });
   expect(rows[1]).toMatchObject({ doc_id: 'd2', k1: '0', skip_reason: 'empty_after_tokenizing' });
   expect(Number(rows[0]!.pooled)).toBeCloseTo(1039.7 / 1200 / Math.LN2, 10);
+});
+
+test('a committed document (JSON) keeps NaN, infinities and ids that look like numbers', () => {
+  const row = { ...evaluated, doc_id: 'NaN', neighbor_ids: ['Infinity', '1'], in_context_nll: -Infinity };
+  expect(decodeRow(encodeRow(row))).toEqual(row);
 });
