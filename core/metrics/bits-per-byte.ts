@@ -91,7 +91,7 @@ export function tokenNlls(model: CausalLM, tokens: readonly number[], opts: NllO
  * One forward pass over right-padded windows. Causal attention means padding after a window's end cannot change
  * its logits. NLL = logsumexp(logits) - logit[target], gathered at the scored positions only.
  */
-function batchNll(model: CausalLM, batch: ScoredWindow[]): Float32Array[] {
+export function batchNll(model: CausalLM, batch: ScoredWindow[]): Float32Array[] {
   const T = Math.max(...batch.map((w) => w.input.length));
   const B = batch.length;
   const V = model.vocabSize;
