@@ -162,8 +162,8 @@ export const configSchema = z.strictObject({
         .default(['random']),
       /** Leave out neighbors whose text equals the test document's (they are counted either way). */
       excludeExactCopies: bool.default(false),
-      /** Dynamic evaluation: passes over the test document's first half. */
-      dynamicIterations: positiveInt.default(1),
+      /** Dynamic evaluation: passes over the test document's first half (the paper reports 7). */
+      dynamicIterations: positiveInt.default(7),
       /** Documents evaluated at once across the gpu-queue workers. */
       concurrency: positiveInt.default(1),
       /** A document's activity heartbeats after every neighbor: one neighbor's steps must fit in this. */

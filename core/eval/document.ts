@@ -3,6 +3,7 @@ import type { NeighborText } from '../index/retrieve';
 import { seedDropout } from '../models/modeling-utils';
 import type { TextTokenizer } from '../tokenizers/tokenizer';
 import { type DocumentResult, type TTTTrainer, documentSteps } from '../training/ttt';
+import { dynamicEvaluation, inContextNll, secondHalfNll, splitDocument } from './baselines';
 import { type EvalResultRow, skippedRow } from './results';
 import { type EvalSettings, hash32 } from './run-layout';
 
@@ -62,10 +63,17 @@ export async function evaluateDocument(
       return run.maxNeighborTokens > 0 ? ids.slice(0, run.maxNeighborTokens) : ids;
     });
   const options = { eot: lm.prefixToken, maxLength: run.maxLength };
+  const score = { prefixToken: lm.prefixToken, maxLength: run.maxLength };
+  // Dynamic evaluation scores the second half on its own, as the reference does; TTT-NN is scored on it too.
+  const split = run.baselines.includes('dynamic') ? splitDocument(doc.text, tokens, lm.tokenizer) : undefined;
+  let splitNllTtt = NaN;
 
   seedDropout(hash32(`${run.seed}/${doc.index}/ttt-nn`));
   const ttt = await stepThrough(
-    documentSteps(lm.trainer, doc.text, tokens, tokensOf(neighbors), options),
+    documentSteps(lm.trainer, doc.text, tokens, tokensOf(neighbors), {
+      ...options,
+      ...(split && { onTrained: () => (splitNllTtt = secondHalfNll(lm.trainer.model, [], split.secondTokens, score)) }),
+    }),
     (k) => onNeighbor('ttt-nn', k, neighbors.length),
     signal,
   );
@@ -98,6 +106,31 @@ export async function evaluateDocument(
     row.random_steps = control.steps;
     training += control.seconds.training;
     evaluation += control.seconds.evaluation;
+  }
+
+  if (split) {
+    // Training on the document's own first half, `dynamicIterations` passes (the paper reports 7).
+    seedDropout(hash32(`${run.seed}/${doc.index}/dynamic`));
+    onNeighbor('dynamic', 0, run.dynamicIterations);
+    const t1 = performance.now();
+    const dynamic = dynamicEvaluation(lm.trainer, split, { ...score, iterations: run.dynamicIterations });
+    training += (performance.now() - t1) / 1000;
+    Object.assign(row, {
+      split_bytes: split.secondBytes,
+      split_tokens: split.secondTokens.length,
+      split_nll_before: dynamic.nllBefore,
+      split_nll_dynamic: dynamic.nllAfter,
+      split_nll_ttt: splitNllTtt,
+      dynamic_steps: dynamic.steps,
+    });
+  }
+
+  if (run.baselines.includes('in-context')) {
+    // The pretrained model with the neighbors, nearest first, filling the context before the document.
+    onNeighbor('in-context', 0, neighbors.length);
+    const t1 = performance.now();
+    row.in_context_nll = inContextNll(lm.trainer.model, tokens, tokensOf(neighbors), score).nllNats;
+    evaluation += (performance.now() - t1) / 1000;
   }
 
   row.seconds_training = training;

@@ -30,7 +30,7 @@ const ALL_QUEUES = 'cpu,gpu,index,retrieval';
 /**
  * The evaluation workflow end to end on the real servers: a generated train corpus indexed with MiniLM, test
  * documents drawn per domain, TTT-NN with a tiny GPT-2 (dropout 0.1: reproducible only because masks are seeded per
- * document) and the random-neighbor control.
+ * document), the random-neighbor control, dynamic evaluation and the in-context baseline.
  */
 describe('evaluation on the real Temporal server and versitygw', () => {
   const scratch = path.join(os.tmpdir(), uniqueName('tttnn-eval-test'));
@@ -63,7 +63,8 @@ describe('evaluation on the real Temporal server and versitygw', () => {
         k: 3,
         maxLength: 32,
         maxNeighborTokens: 96,
-        baselines: ['random'],
+        baselines: ['random', 'dynamic', 'in-context'],
+        dynamicIterations: 2,
         heartbeatTimeoutSeconds: 10,
       },
     };
@@ -152,6 +153,11 @@ describe('evaluation on the real Temporal server and versitygw', () => {
       expect(row.bits_per_byte).toHaveLength(row.neighbor_ids.length + 1);
       expect(row.random_bits_per_byte).toHaveLength(row.neighbor_ids.length + 1);
       expect(row.steps).toBeGreaterThan(0);
+      expect(row.dynamic_steps).toBeGreaterThan(0);
+      expect(row.split_bytes).toBeGreaterThan(0);
+      for (const column of ['split_nll_before', 'split_nll_dynamic', 'split_nll_ttt', 'in_context_nll'] as const) {
+        expect(Number.isFinite(row[column])).toBe(true);
+      }
     }
     // Neighbors trained on lower bits/byte on average (the tiny model learns the generated vocabulary).
     const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
