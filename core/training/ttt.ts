@@ -213,8 +213,8 @@ export class TTTTrainer {
 export interface DocumentOptions {
   /** Training chunk and evaluation window length (1024 for GPT-2, 2048 for GPT-Neo). */
   maxLength: number;
-  /** End-of-text token that prefixes the first evaluation window. */
-  eot: number;
+  /** The harness's prefix token, which conditions the first evaluation window (`harnessPrefixToken`). */
+  prefixToken: number;
   /** Windows per evaluation forward pass. */
   evalBatchSize?: number;
   /** Called after each neighbor (heartbeats, progress); `k` counts neighbors trained on so far. */
@@ -244,7 +244,7 @@ export function runDocument(
   neighbors: readonly (readonly number[])[],
   opts: DocumentOptions,
 ): DocumentResult {
-  const evalOpts = { eot: opts.eot, maxLength: opts.maxLength, batchSize: opts.evalBatchSize };
+  const evalOpts = { prefixToken: opts.prefixToken, maxLength: opts.maxLength, batchSize: opts.evalBatchSize };
   trainer.reset();
   const first = bitsPerByte(trainer.model, text, tokens, evalOpts);
   const result: DocumentResult = {
