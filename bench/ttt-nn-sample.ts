@@ -3,6 +3,7 @@ import path from 'node:path';
 import { decompress } from 'zstd-napi';
 import { SAMPLE_CORPUS_DIR } from '../cli/demo';
 import { loadConfig } from '../core/config';
+import { harnessPrefixToken } from '../core/metrics/bits-per-byte';
 import { loadCausalLM, loadEncoder } from '../core/models/registry';
 import { formatTttNnTable, tttNnOnCorpus, type TttNnSettings } from '../core/training/ttt-nn';
 import { ensureMiniLM, ensureSmolLM2 } from '../infra/models';
@@ -33,8 +34,8 @@ async function main(): Promise<void> {
     .map((d) => ({ text: d.text, domain: d.meta.pile_set_name }));
   const encoder = await loadEncoder(await ensureMiniLM(config.toolsDir, log), { log });
   const lm = await loadCausalLM(await ensureSmolLM2(config.toolsDir, log), { log });
-  const eot = lm.tokenizer.specialTokenId('eos_token')!;
-  const result = tttNnOnCorpus(docs, encoder, { ...lm, eot }, SETTINGS, log);
+  const prefixToken = harnessPrefixToken(lm.tokenizer);
+  const result = tttNnOnCorpus(docs, encoder, { ...lm, prefixToken }, SETTINGS, log);
   console.log(
     `SmolLM2-135M, k=${SETTINGS.k} MiniLM neighbors (first ${SETTINGS.maxNeighborTokens} tokens each), test documents ` +
       `≤ ${SETTINGS.maxTestBytes} bytes, max_length ${SETTINGS.maxLength}, lr ${SETTINGS.lr}, fresh AdamW per document`,

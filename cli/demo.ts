@@ -7,6 +7,7 @@ import { initBackend } from '../core/backend';
 import { modelDigest } from '../core/checkpoints/from-store';
 import { readDocumentShard } from '../core/corpus/document-shards';
 import { embedTexts } from '../core/embed';
+import { harnessPrefixToken } from '../core/metrics/bits-per-byte';
 import { readNeighborsFile } from '../core/index/neighbors-file';
 import { neighborTexts } from '../core/index/retrieve';
 import { writeVectorsFile } from '../core/index/vectors-file';
@@ -180,12 +181,11 @@ async function tttNnDemo(
       backend: config.backend,
       training: true,
     });
-    const eot = lm.tokenizer.specialTokenId('eos_token');
-    if (eot === undefined) throw new Error(`${modelUrl}: the tokenizer names no eos_token`);
+    const prefixToken = harnessPrefixToken(lm.tokenizer);
     log(
       `TTT-NN on ${tests.length} test documents (${perDomain} per domain); models: ${modelUrl}, ${config.index.encoder}`,
     );
-    const result = tttNnOnNeighbors(withNeighbors, { ...lm, eot }, settings, log);
+    const result = tttNnOnNeighbors(withNeighbors, { ...lm, prefixToken }, settings, log);
     log(
       `${config.model}, k=${settings.k} nearest neighbors from the index (first ${settings.maxNeighborTokens} tokens ` +
         `each), max_length ${settings.maxLength}, lr ${settings.lr.toExponential()}:`,

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../core/config';
 import { pushModel } from '../core/checkpoints/from-store';
-import { bitsPerByte } from '../core/metrics/bits-per-byte';
+import { bitsPerByte, harnessPrefixToken } from '../core/metrics/bits-per-byte';
 import { openStore } from '../core/store/open-store';
 import { loadCausalLM } from '../core/models/registry';
 import { TTTTrainer, runDocument } from '../core/training/ttt';
@@ -12,6 +12,8 @@ import { ensureEngine } from '../infra/engine';
 export interface LmOptions {
   model: string;
   maxLength: number;
+  /** The token before the first evaluation window; default lm-evaluation-harness's (BOS, else EOS). */
+  prefixToken?: number;
 }
 
 /** A model as `--model` names it, located on this machine (see infra/models.ts). */
@@ -45,9 +47,11 @@ async function load(config: Config, options: LmOptions & { training: boolean }, 
   await ensureEngine(config, log);
   const location = await locateModel(config, options.model, log);
   const loaded = await loadCausalLM(location, { log, backend: config.backend, training: options.training });
-  const eot = loaded.tokenizer.specialTokenId('eos_token');
-  if (eot === undefined) throw new Error(`${location}: the tokenizer names no eos_token to start evaluation windows`);
-  return { ...loaded, eot, location };
+  const prefixToken = harnessPrefixToken(loaded.tokenizer, options.prefixToken);
+  if (prefixToken >= loaded.model.vocabSize) {
+    throw new Error(`--prefix-token ${prefixToken}: ${location} has a vocabulary of ${loaded.model.vocabSize} tokens`);
+  }
+  return { ...loaded, prefixToken, location };
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -88,12 +92,12 @@ export async function lmBitsPerByte(
   log: (line: string) => void,
 ): Promise<void> {
   const text = await readText(options.file);
-  const { model, tokenizer, eot } = await load(config, { ...options, training: false }, log);
+  const { model, tokenizer, prefixToken } = await load(config, { ...options, training: false }, log);
   const tokens = tokenizer.encode(text, { addSpecialTokens: false });
-  const result = bitsPerByte(model, text, tokens, { eot, maxLength: options.maxLength });
+  const result = bitsPerByte(model, text, tokens, { prefixToken, maxLength: options.maxLength });
   log(
     `${options.file}: ${result.bitsPerByte.toFixed(4)} bits/byte (${result.tokens} tokens, ${result.bytes} bytes, ` +
-      `max_length ${options.maxLength})`,
+      `max_length ${options.maxLength}, prefix token ${prefixToken})`,
   );
 }
 
@@ -105,7 +109,7 @@ export async function lmTestTimeTraining(
 ): Promise<void> {
   const text = await readText(options.doc);
   const neighborTexts = await Promise.all(options.neighbors.map(readText));
-  const { model, tokenizer, eot } = await load(config, { ...options, training: true }, log);
+  const { model, tokenizer, prefixToken } = await load(config, { ...options, training: true }, log);
   const trainer = new TTTTrainer(model, { lr: options.lr });
   const started = Date.now();
   const result = runDocument(
@@ -114,7 +118,7 @@ export async function lmTestTimeTraining(
     tokenizer.encode(text, { addSpecialTokens: false }),
     neighborTexts.map((t) => tokenizer.encode(t, { addSpecialTokens: false })),
     {
-      eot,
+      prefixToken,
       maxLength: options.maxLength,
       onNeighbor: (k, bpb) => log(`after neighbor ${k} (${options.neighbors[k - 1]}): ${bpb.toFixed(4)} bits/byte`),
     },

@@ -250,6 +250,9 @@ program
   });
 
 const lm = program.command('lm').description('language-model tools: bits per byte and TTT-NN on local documents');
+const PREFIX_TOKEN_HELP =
+  "token id that conditions each document's first window (default: lm-evaluation-harness's prefix token, " +
+  "the tokenizer's BOS token, else its EOS token)";
 lm.command('bpb')
   .description('bits per byte of a text file (lm-evaluation-harness rolling windows)')
   .option(
@@ -258,7 +261,8 @@ lm.command('bpb')
   )
   .requiredOption('-f, --file <path>', 'the document (UTF-8 text)')
   .option('--max-length <n>', 'context length of each window', (v) => positiveInt(v, '--max-length'), 512)
-  .action(async (opts: { model?: string; file: string; maxLength: number }) => {
+  .option('--prefix-token <id>', PREFIX_TOKEN_HELP, (v) => nonNegativeInt(v, '--prefix-token'))
+  .action(async (opts: { model?: string; file: string; maxLength: number; prefixToken?: number }) => {
     const c = cfg();
     await lmBitsPerByte(c, { ...opts, model: opts.model ?? c.model }, log);
   });
@@ -272,10 +276,20 @@ lm.command('ttt')
   .requiredOption('-n, --neighbors <paths...>', 'neighbor documents, nearest first')
   .option('--max-length <n>', 'training chunk and evaluation window length', (v) => positiveInt(v, '--max-length'), 512)
   .option('--lr <rate>', 'AdamW learning rate (the paper: 2e-5 for GPT-2)', (v) => positiveFloat(v, '--lr'), 2e-5)
-  .action(async (opts: { model?: string; doc: string; neighbors: string[]; maxLength: number; lr: number }) => {
-    const c = cfg();
-    await lmTestTimeTraining(c, { ...opts, model: opts.model ?? c.model }, log);
-  });
+  .option('--prefix-token <id>', PREFIX_TOKEN_HELP, (v) => nonNegativeInt(v, '--prefix-token'))
+  .action(
+    async (opts: {
+      model?: string;
+      doc: string;
+      neighbors: string[];
+      maxLength: number;
+      lr: number;
+      prefixToken?: number;
+    }) => {
+      const c = cfg();
+      await lmTestTimeTraining(c, { ...opts, model: opts.model ?? c.model }, log);
+    },
+  );
 
 program
   .command('model')
@@ -294,6 +308,13 @@ function positiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0)
     throw new InvalidArgumentError(`${flag} must be a positive integer, not ${value}`);
+  return n;
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(`${flag} must be a token id (an integer >= 0), not ${value}`);
   return n;
 }
 

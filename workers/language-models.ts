@@ -1,6 +1,7 @@
 import type { LoadedLanguageModel } from '../core/eval/document';
 import { type BackendChoice, describeBackend, initBackend } from '../core/backend';
 import { modelDigest } from '../core/checkpoints/from-store';
+import { harnessPrefixToken } from '../core/metrics/bits-per-byte';
 import { loadCausalLM } from '../core/models/registry';
 import { TTTTrainer } from '../core/training/ttt';
 
@@ -52,7 +53,7 @@ export function languageModelPool(deps: {
       return work({
         trainer: slot.trainer.trainer,
         tokenizer,
-        prefixToken: options.prefixToken ?? harnessPrefixToken(tokenizer, spec),
+        prefixToken: harnessPrefixToken(tokenizer, options.prefixToken),
         backend: slot.backend,
         digest: slot.digest,
       });
@@ -61,11 +62,4 @@ export function languageModelPool(deps: {
     slot.tail = result.catch(() => undefined);
     return result;
   };
-}
-
-/** lm-evaluation-harness's prefix token: BOS when the tokenizer has one, else EOS. */
-function harnessPrefixToken(tokenizer: Awaited<ReturnType<typeof loadCausalLM>>['tokenizer'], spec: string): number {
-  const token = tokenizer.specialTokenId('bos_token') ?? tokenizer.specialTokenId('eos_token');
-  if (token === undefined) throw new Error(`${spec}: the tokenizer names neither bos_token nor eos_token`);
-  return token;
 }

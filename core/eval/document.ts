@@ -62,7 +62,7 @@ export async function evaluateDocument(
       const ids = encode(n.text);
       return run.maxNeighborTokens > 0 ? ids.slice(0, run.maxNeighborTokens) : ids;
     });
-  const options = { eot: lm.prefixToken, maxLength: run.maxLength };
+  const options = { prefixToken: lm.prefixToken, maxLength: run.maxLength };
   const score = { prefixToken: lm.prefixToken, maxLength: run.maxLength };
   // Dynamic evaluation scores the second half on its own, as the reference does; TTT-NN is scored on it too.
   const split = run.baselines.includes('dynamic') ? splitDocument(doc.text, tokens, lm.tokenizer) : undefined;

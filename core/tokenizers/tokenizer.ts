@@ -29,18 +29,26 @@ export class TextTokenizer {
   private constructor(
     private readonly tok: HfTokenizer,
     readonly config: Record<string, unknown>,
+    /** Where the tokenizer came from (its tokenizer.json or .gguf file), for error messages. */
+    readonly source: string,
   ) {}
 
-  static async fromJson(tokenizerJson: unknown, tokenizerConfig: Record<string, unknown> = {}): Promise<TextTokenizer> {
+  static async fromJson(
+    tokenizerJson: unknown,
+    tokenizerConfig: Record<string, unknown> = {},
+    source = 'tokenizer.json',
+  ): Promise<TextTokenizer> {
     const { Tokenizer } = (await import('@huggingface/tokenizers')) as unknown as {
       Tokenizer: new (json: unknown, config: Record<string, unknown>) => HfTokenizer;
     };
-    return new TextTokenizer(new Tokenizer(tokenizerJson, tokenizerConfig), tokenizerConfig);
+    return new TextTokenizer(new Tokenizer(tokenizerJson, tokenizerConfig), tokenizerConfig, source);
   }
 
   static async fromCheckpoint(ckpt: HfCheckpoint): Promise<TextTokenizer> {
-    if (ckpt.tokenizer === undefined) throw new Error(`${path.join(ckpt.dir, 'tokenizer.json')} does not exist`);
-    return TextTokenizer.fromJson(ckpt.tokenizer, ckpt.tokenizerConfig);
+    const gguf = ckpt.weightsFile.endsWith('.gguf');
+    const file = gguf ? ckpt.weightsFile : path.join(ckpt.dir, 'tokenizer.json');
+    if (ckpt.tokenizer === undefined) throw new Error(`${file} ${gguf ? 'holds no tokenizer' : 'does not exist'}`);
+    return TextTokenizer.fromJson(ckpt.tokenizer, ckpt.tokenizerConfig, file);
   }
 
   static async fromFolder(dir: string): Promise<TextTokenizer> {
@@ -50,7 +58,7 @@ export class TextTokenizer {
     const config = existsSync(configFile)
       ? (JSON.parse(await fs.readFile(configFile, 'utf8')) as Record<string, unknown>)
       : {};
-    return TextTokenizer.fromJson(JSON.parse(await fs.readFile(file, 'utf8')), config);
+    return TextTokenizer.fromJson(JSON.parse(await fs.readFile(file, 'utf8')), config, file);
   }
 
   /** Token ids of `text`. Language-model text is tokenized without special tokens, as TTT-NN does. */

@@ -53,7 +53,7 @@ export interface TestWithNeighbors {
  */
 export function tttNnOnNeighbors(
   tests: readonly TestWithNeighbors[],
-  lm: { model: CausalLM; tokenizer: TextTokenizer; eot: number },
+  lm: { model: CausalLM; tokenizer: TextTokenizer; prefixToken: number },
   s: Pick<TttNnSettings, 'maxLength' | 'lr' | 'maxNeighborTokens'>,
   log: (line: string) => void,
 ): TttNnResult {
@@ -70,7 +70,7 @@ export function tttNnOnNeighbors(
         test.text,
         tokens(test.text),
         test.neighbors.map((n) => tokens(n.text).slice(0, s.maxNeighborTokens)),
-        { eot: lm.eot, maxLength: s.maxLength },
+        { prefixToken: lm.prefixToken, maxLength: s.maxLength },
       );
       const took = (Date.now() - t0) / 1000;
       steps += result.steps;
@@ -104,7 +104,7 @@ export function tttNnOnNeighbors(
 export function tttNnOnCorpus(
   docs: CorpusDocument[],
   encoder: { model: Encoder; tokenizer: TextTokenizer },
-  lm: { model: CausalLM; tokenizer: TextTokenizer; eot: number },
+  lm: { model: CausalLM; tokenizer: TextTokenizer; prefixToken: number },
   s: TttNnSettings,
   log: (line: string) => void,
 ): TttNnResult {

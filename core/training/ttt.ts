@@ -213,8 +213,8 @@ export class TTTTrainer {
 export interface DocumentOptions {
   /** Training chunk and evaluation window length (1024 for GPT-2, 2048 for GPT-Neo). */
   maxLength: number;
-  /** End-of-text token that prefixes the first evaluation window. */
-  eot: number;
+  /** The harness's prefix token, which conditions the first evaluation window (`harnessPrefixToken`). */
+  prefixToken: number;
   /** Windows per evaluation forward pass. */
   evalBatchSize?: number;
   /** Called after each neighbor (heartbeats, progress); `k` counts neighbors trained on so far. */
@@ -264,7 +264,7 @@ export function* documentSteps(
   neighbors: readonly (readonly number[])[],
   opts: DocumentOptions,
 ): Generator<number, DocumentResult> {
-  const evalOpts = { eot: opts.eot, maxLength: opts.maxLength, batchSize: opts.evalBatchSize };
+  const evalOpts = { prefixToken: opts.prefixToken, maxLength: opts.maxLength, batchSize: opts.evalBatchSize };
   trainer.reset();
   const seconds = { training: 0, evaluation: 0 };
   const timed = <T>(part: keyof typeof seconds, work: () => T): T => {

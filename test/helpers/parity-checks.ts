@@ -47,7 +47,7 @@ export function checkBitsPerByte(
 ): void {
   const { document, document_ids, eot, max_length, bpb } = fixture.meta;
   for (const batchSize of batchSizes) {
-    const got = bitsPerByte(model, document, document_ids, { eot, maxLength: max_length, batchSize });
+    const got = bitsPerByte(model, document, document_ids, { prefixToken: eot, maxLength: max_length, batchSize });
     const rel = Math.abs(got.bitsPerByte - bpb.bits_per_byte) / bpb.bits_per_byte;
     report(`${name} bpb batch ${batchSize}`, { relDiff: rel });
     expect(got.bytes).toBe(bpb.bytes);

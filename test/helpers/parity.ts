@@ -11,6 +11,7 @@ export interface CausalParityMeta {
   tokenizer: { text: string; ids: number[] }[];
   document: string;
   document_ids: number[];
+  /** make_fixtures.py prefixes the first window with EOS (lm_eval's own choice: test/fixtures/lm-eval/). */
   eot: number;
   max_length: number;
   bpb: { nll_nats: number; bytes: number; bits_per_byte: number };

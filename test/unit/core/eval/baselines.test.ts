@@ -18,7 +18,7 @@ const L = 16; // evaluation window and training chunk; the fixtures allow 64 pos
 
 /** The harness's rolling NLL per token (bits-per-byte.ts, checked against lm-evaluation-harness there). */
 function plainNlls(model: CausalLM, tokens: readonly number[], prefixToken: number): number[] {
-  return Array.from(tokenNlls(model, tokens, { eot: prefixToken, maxLength: L }));
+  return Array.from(tokenNlls(model, tokens, { prefixToken, maxLength: L }));
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);

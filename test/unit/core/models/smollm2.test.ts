@@ -111,7 +111,7 @@ describe('SmolLM2-135M (GGUF, Llama) parity with transformers', () => {
     const nllDiff = maxAbsDiff(nll.dataSync(), fixtureTensor(fixture, 'token_nll').data);
 
     const { document, document_ids, eot, max_length, bpb } = fixture.meta;
-    const got = bitsPerByte(model, document, document_ids, { eot, maxLength: max_length, batchSize: 4 });
+    const got = bitsPerByte(model, document, document_ids, { prefixToken: eot, maxLength: max_length, batchSize: 4 });
     const rel = Math.abs(got.bitsPerByte - bpb.bits_per_byte) / bpb.bits_per_byte;
     report('smollm2-135m', {
       logitsMaxAbsDiff: logitsDiff,
@@ -191,14 +191,14 @@ describe('SmolLM2-135M (GGUF, Llama) parity with transformers', () => {
 
   it('TTT on a neighbor lowers bits per byte, and the reset restores it exactly', () => {
     const { document, document_ids, eot, max_length } = fixture.meta;
-    const got = bitsPerByte(model, document, document_ids, { eot, maxLength: max_length, batchSize: 4 });
+    const got = bitsPerByte(model, document, document_ids, { prefixToken: eot, maxLength: max_length, batchSize: 4 });
 
     // TTT-NN on a real model: a neighbor that is the document's first 64 tokens (one step at lr 2e-5, the paper's
     // GPT-2 rate) must lower the document's bits per byte, and the reset must restore the first figure exactly.
     const trainer = new TTTTrainer(model, { lr: 2e-5 });
     const t0 = Date.now();
     const result = runDocument(trainer, document, document_ids, [document_ids.slice(0, max_length)], {
-      eot,
+      prefixToken: eot,
       maxLength: max_length,
       evalBatchSize: 4,
     });
@@ -211,9 +211,9 @@ describe('SmolLM2-135M (GGUF, Llama) parity with transformers', () => {
     expect(result.bitsPerByte[0]).toBeCloseTo(got.bitsPerByte, 10);
     expect(result.bitsPerByte[1]).toBeLessThan((result.bitsPerByte[0] as number) - 0.005);
     expect(result.steps).toBe(1);
-    expect(bitsPerByte(model, document, document_ids, { eot, maxLength: max_length, batchSize: 4 }).bitsPerByte).toBe(
-      got.bitsPerByte,
-    );
+    expect(
+      bitsPerByte(model, document, document_ids, { prefixToken: eot, maxLength: max_length, batchSize: 4 }).bitsPerByte,
+    ).toBe(got.bitsPerByte);
     trainer.dispose();
   });
 });

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { bitsPerByte } from '../../../../core/metrics/bits-per-byte';
+import { bitsPerByte, harnessPrefixToken } from '../../../../core/metrics/bits-per-byte';
 import { loadCausalLM, loadEncoder } from '../../../../core/models/registry';
 import { formatTttNnTable, tttNnOnCorpus } from '../../../../core/training/ttt-nn';
 import { FIXTURES } from '../../../helpers/parity';
@@ -8,7 +8,7 @@ describe('tttNnOnCorpus', () => {
   it('trains on each test document’s nearest other documents and reports bits/byte per domain', async () => {
     const encoder = await loadEncoder(path.join(FIXTURES, 'tiny-bert'), { log: () => undefined });
     const lm = await loadCausalLM(path.join(FIXTURES, 'tiny-gpt2'), { log: () => undefined });
-    const eot = lm.tokenizer.specialTokenId('eos_token') ?? 0;
+    const prefixToken = harnessPrefixToken(lm.tokenizer);
     const docs = [
       { domain: 'code', text: 'def forward(self, x): return self.proj(x)' },
       { domain: 'prose', text: 'The quick brown fox jumps over the lazy dog near the river bank.' },
@@ -18,7 +18,7 @@ describe('tttNnOnCorpus', () => {
     ];
     const lines: string[] = [];
     const settings = { testsPerDomain: 5, k: 2, maxLength: 8, lr: 1e-2, maxTestBytes: 100, maxNeighborTokens: 16 };
-    const result = tttNnOnCorpus(docs, encoder, { ...lm, eot }, settings, (line) => lines.push(line));
+    const result = tttNnOnCorpus(docs, encoder, { ...lm, prefixToken }, settings, (line) => lines.push(line));
 
     expect(result.domains.map((d) => [d.domain, d.docs])).toEqual([
       ['code', 2],
@@ -34,7 +34,7 @@ describe('tttNnOnCorpus', () => {
       let bytes = 0;
       for (const text of texts) {
         const r = bitsPerByte(lm.model, text, lm.tokenizer.encode(text, { addSpecialTokens: false }), {
-          eot,
+          prefixToken,
           maxLength: 8,
         });
         nll += r.nllNats;

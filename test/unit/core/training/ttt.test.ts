@@ -55,7 +55,7 @@ describe('TTTTrainer', () => {
     }
     expect(lossOf()).toBe(initial);
     // Evaluation (bits per byte over several batched windows) leaves nothing behind.
-    bitsPerByte(model, 'The quick brown fox.', tokens, { eot: 0, maxLength: 16, batchSize: 3 });
+    bitsPerByte(model, 'The quick brown fox.', tokens, { prefixToken: 0, maxLength: 16, batchSize: 3 });
     expect(memory()).toEqual(idle);
     trainer.dispose();
     ids.dispose();
@@ -69,7 +69,7 @@ describe('TTTTrainer', () => {
     const doc = 'Neighbors retrieved by distance.';
     const docTokens = tokenizer.encode(doc);
     const trainer = new TTTTrainer(model, { lr: 1e-3 });
-    const bpb = () => bitsPerByte(model, doc, docTokens, { eot: 0, maxLength: 16 }).bitsPerByte;
+    const bpb = () => bitsPerByte(model, doc, docTokens, { prefixToken: 0, maxLength: 16 }).bitsPerByte;
 
     const before = bpb();
     trainer.trainOnTokens(neighbor, 16);
@@ -150,7 +150,7 @@ describe('TTTTrainer', () => {
     const seen: number[] = [];
     const result = runDocument(trainer, doc, tokens, neighbors, {
       maxLength: 16,
-      eot: 0,
+      prefixToken: 0,
       onNeighbor: (k) => seen.push(k),
     });
 
@@ -166,7 +166,7 @@ describe('TTTTrainer', () => {
       Math.ceil((neighbors[0] as number[]).length / 16) + Math.ceil((neighbors[1] as number[]).length / 16),
     );
     // Restored: scoring again gives the before-TTT figure exactly.
-    expect(bitsPerByte(model, doc, tokens, { eot: 0, maxLength: 16 }).bitsPerByte).toBe(result.bitsPerByte[0]);
+    expect(bitsPerByte(model, doc, tokens, { prefixToken: 0, maxLength: 16 }).bitsPerByte).toBe(result.bitsPerByte[0]);
     trainer.dispose();
     model.dispose();
   });
