@@ -172,12 +172,13 @@ describe('evaluation on the real Temporal server and versitygw', () => {
       config,
       evaluationInput(config, { test: testCorpus, runId: disturbedId }),
     );
-    // SIGKILL once a document has trained on a neighbor but is not finished, with at least one document committed.
+    // SIGKILL once a document is part-way through its training, with at least one document committed.
     const killedAt = await waitFor(
       'a document in its neighbor loop',
       async () => {
         const status = await evaluationStatus(client, handle);
-        const inLoop = status.inFlight.find((h) => h.neighbor >= 1 && h.stage === 'ttt-nn');
+        // Heartbeats come after a neighbor's steps (or as a baseline starts): the document is part-trained.
+        const inLoop = status.inFlight.find((h) => h.neighbor >= 1 || h.stage !== 'ttt-nn');
         return inLoop && status.done >= 1 ? inLoop : undefined;
       },
       120_000,
