@@ -1,31 +1,24 @@
-import { createHash } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { Config } from '../core/config';
 import { initBackend } from '../core/backend';
-import { modelDigest } from '../core/checkpoints/from-store';
-import { readDocumentShard } from '../core/corpus/document-shards';
-import { embedTexts } from '../core/embed';
-import { harnessPrefixToken } from '../core/metrics/bits-per-byte';
-import { readNeighborsFile } from '../core/index/neighbors-file';
-import { neighborTexts } from '../core/index/retrieve';
-import { writeVectorsFile } from '../core/index/vectors-file';
-import { loadCausalLM, loadEncoder } from '../core/models/registry';
-import { downloadVerified, readManifest } from '../core/store/manifest';
 import { openStore } from '../core/store/open-store';
-import { formatTttNnTable, type TestWithNeighbors, tttNnOnNeighbors } from '../core/training/ttt-nn';
-import { INGEST_MANIFEST_KIND } from '../activities/ingest';
 import { ensureEngine } from '../infra/engine';
 import { infraUp } from '../infra/local-infra';
-import { locateModel as locate } from '../infra/models';
-import { locateModel, pushModelCommand } from './lm-command';
+import { pushModelCommand } from './lm-command';
 import { startWorkers } from '../workers/worker';
 import { followIngest, formatIngestSummary, ingestInput, startIngest } from './ingest-command';
 import { followIndexBuild, formatIndexSummary, indexBuildInput, startIndexBuild } from './index-command';
 import { connectClient } from './temporal-client';
 import type { Client } from '@temporalio/client';
-import { retrieveWorkflow } from '../workflows/retrieve';
+import type { EvaluationSummary } from '../workflows/evaluate-types';
+import {
+  evaluationInput,
+  followEvaluation,
+  formatEvaluationSummary,
+  reportCommand,
+  startEvaluation,
+} from './eval-command';
 import { taskQueueName } from '../workflows/shared';
 
 const PROJECT_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -38,12 +31,21 @@ const DEMO_CORPORA = 's3://tttnn/corpus/demo';
 const DEMO_INDEXES = 's3://tttnn/indexes/demo';
 const MODELS = 's3://tttnn/models';
 
+const DEMO_EVALS = 's3://tttnn/evals/demo';
+const DEMO_REPORT_DIR = path.join('reports', 'demo');
+
 /**
- * TTT-NN on the test part with the real models, sized for a 2-core machine: max_length 512, short test documents,
- * neighbors cut to their first 512 tokens. On a GPU, the paper's 1024 (DEMO_TTT_GPU).
+ * The evaluation sized for a 2-core machine: max_length 512, short test documents, neighbors cut to their first
+ * 512 tokens, k = 2. On a GPU, the paper's 1024 (DEMO_EVAL_GPU).
  */
-const DEMO_TTT = { k: 2, maxLength: 512, lr: 2e-5, maxTestBytes: 2500, maxNeighborTokens: 512 };
-const DEMO_TTT_GPU: typeof DEMO_TTT = { ...DEMO_TTT, maxLength: 1024, maxNeighborTokens: 1024 };
+const DEMO_EVAL = {
+  k: 2,
+  maxLength: 512,
+  maxDocumentBytes: 2500,
+  maxNeighborTokens: 512,
+  baselines: ['random'] as Config['eval']['baselines'],
+};
+const DEMO_EVAL_GPU: typeof DEMO_EVAL = { ...DEMO_EVAL, maxLength: 1024, maxNeighborTokens: 1024 };
 
 export interface DemoOptions {
   /** Test documents per domain for the TTT-NN step; 0 skips it. */
@@ -53,19 +55,55 @@ export interface DemoOptions {
 /**
  * The main job on the embedded default: local Temporal + S3 started for you; the sample corpus's train and test
  * parts uploaded and ingested into versioned Parquet shards; a vector index built over train (embeddings on the
- * gpu queue, one index per shard on the index queue) and promoted; neighbors of test documents retrieved through
- * the retrieval workers; and TTT-NN with SmolLM2-135M (pushed to the store as a model version) on them. Workers for
- * every queue run in this process.
+ * gpu queue, one index per shard on the index queue) and promoted; then the evaluation workflow on test documents
+ * (retrieval through the retrieval workers, TTT-NN with SmolLM2-135M and the random-neighbor control on the gpu
+ * queue), and its report. Workers for every queue run in this process.
  */
 export async function runDemo(base: Config, options: DemoOptions, log: (line: string) => void): Promise<void> {
   const t0 = Date.now();
+  await withDemoPipeline(base, log, async ({ config, client, buildId, testManifestUrl }) => {
+    if (options.tttDocs === 0) return;
+    const settings = await demoEvalSettings(config);
+    const evaluation = await evaluate(
+      config,
+      client,
+      { ...settings, perDomain: options.tttDocs },
+      testManifestUrl,
+      buildId,
+      log,
+    );
+    await reportCommand(evalConfig(config, settings), evaluation.runId, DEMO_REPORT_DIR, log);
+  });
+  log(
+    `demo finished in ${((Date.now() - t0) / 1000).toFixed(1)} s; servers keep running ('tttnn infra down' stops them)`,
+  );
+}
+
+export interface DemoPipeline {
+  /** The demo's config: workers for every queue, the demo's index root. */
+  config: Config;
+  client: Client;
+  /** The promoted index build over the train part, and the test part's corpus version. */
+  buildId: string;
+  testManifestUrl: string;
+}
+
+/**
+ * Servers up, workers for every queue in this process, the sample corpus ingested and indexed (each step a no-op
+ * when already done); then `work` on it, and the workers shut down. The demo and `bench:eval` run on this.
+ */
+export async function withDemoPipeline(
+  base: Config,
+  log: (line: string) => void,
+  work: (pipeline: DemoPipeline) => Promise<void>,
+): Promise<void> {
   const config: Config = {
     ...base,
     worker: { ...base.worker, queues: ['cpu', 'gpu', 'index', 'retrieval'] },
     index: { ...base.index, root: DEMO_INDEXES },
   };
   await infraUp(config, log);
-  await ensureEngine(config, log); // the encoder runs on this process's gpu-queue worker
+  await ensureEngine(config, log); // the encoder and the language model run on this process's gpu-queue worker
   for (const part of ['train', 'test']) {
     const input = openStore(`${DEMO_INPUT}/${part}`, config);
     for (const name of (await fs.readdir(path.join(DEMO_CORPUS_DIR, part))).filter((n) => n.endsWith('.jsonl.zst'))) {
@@ -94,136 +132,50 @@ export async function runDemo(base: Config, options: DemoOptions, log: (line: st
     log(`index build over train: workflow ${build.workflowId}`);
     const summary = await followIndexBuild(client, build, true);
     log(formatIndexSummary(summary));
-
-    if (options.tttDocs > 0) await tttNnDemo(config, client, summary.buildId, manifests.test!, options.tttDocs, log);
+    await work({ config, client, buildId: summary.buildId, testManifestUrl: manifests.test! });
   } finally {
     await workers.shutdown();
     await client.connection.close();
   }
-  log(
-    `demo finished in ${((Date.now() - t0) / 1000).toFixed(1)} s; servers keep running ('tttnn infra down' stops them)`,
-  );
 }
 
-/** Test documents → query embeddings → batched retrieval through the workers → TTT-NN with SmolLM2 on each. */
-async function tttNnDemo(
+export type DemoEvalSettings = typeof DEMO_EVAL & { model: string };
+
+/** The demo's evaluation settings for this machine's backend, with SmolLM2 pushed to the store as a model version. */
+export async function demoEvalSettings(config: Config): Promise<DemoEvalSettings> {
+  const gpu = (await initBackend({ backend: config.backend, log: () => undefined })).gpu === true;
+  const model = await pushModelCommand(config, { model: config.model, to: MODELS }, () => undefined);
+  return { ...(gpu ? DEMO_EVAL_GPU : DEMO_EVAL), model };
+}
+
+/** The config an evaluation with `settings` runs under (its eval root is the demo's). */
+export function evalConfig(config: Config, settings: DemoEvalSettings & { perDomain?: number }): Config {
+  const { model, ...evalSettings } = settings;
+  return { ...config, model, eval: { ...config.eval, root: DEMO_EVALS, ...evalSettings } };
+}
+
+/**
+ * The evaluation workflow on the test part: documents drawn per domain, embedded and retrieved through the workers,
+ * TTT-NN with SmolLM2 on each, beside the baselines; every figure lands in Parquet under the run.
+ */
+export async function evaluate(
   config: Config,
   client: Client,
-  buildId: string,
+  settings: DemoEvalSettings & { perDomain: number },
   testManifestUrl: string,
-  perDomain: number,
+  buildId: string,
   log: (line: string) => void,
-): Promise<void> {
-  const settings = (await initBackend({ backend: config.backend, log })).gpu === true ? DEMO_TTT_GPU : DEMO_TTT;
-  const tests = pickTests(await readCorpus(config, testManifestUrl), perDomain, settings.maxTestBytes);
-  const store = (url: string) => openStore(url, config);
-  const encoderDir = await locate(config.index.encoder, { toolsDir: config.toolsDir, openStore: store, log });
-  const encoder = await loadEncoder(encoderDir, { backend: config.backend, log: () => undefined });
-  const vectors = embedTexts(
-    encoder.model,
-    encoder.tokenizer,
-    tests.map((t) => t.text),
-    { maxLength: config.index.maxLength, normalize: true },
+  runId?: string,
+): Promise<EvaluationSummary> {
+  const c = evalConfig(config, settings);
+  const input = evaluationInput(c, { test: testManifestUrl, index: buildId, ...(runId !== undefined && { runId }) });
+  const handle = await startEvaluation(client, c, input);
+  log(
+    `evaluation ${input.settings.runId}: ${settings.perDomain} test document(s) per domain, k=${settings.k} nearest ` +
+      `neighbors (first ${settings.maxNeighborTokens} tokens each), max_length ${settings.maxLength}, ` +
+      `lr ${input.settings.lr.toExponential()}, baselines: ${settings.baselines.join(', ')}; model ${settings.model}`,
   );
-  const digest = (await modelDigest(encoderDir)).version;
-  const runUrl = `s3://tttnn/demo/retrieval/${buildId}-${digest}-${createHash('sha256')
-    .update(tests.map((t) => t.id).join())
-    .digest('hex')
-    .slice(0, 12)}`;
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-demo-'));
-  try {
-    const queries = path.join(scratch, 'queries.parquet');
-    await writeVectorsFile(
-      queries,
-      tests.map((t, i) => ({ docId: t.id, shardRow: i })),
-      new Float32Array(vectors.flatMap((v) => Array.from(v))),
-      encoder.model.hiddenSize,
-    );
-    await store(runUrl).putFile('queries.parquet', queries);
-    const retrieval = await client.workflow.execute(retrieveWorkflow, {
-      workflowId: `retrieve/${path.basename(runUrl)}`,
-      taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
-      args: [
-        {
-          indexRoot: config.index.root,
-          build: buildId,
-          queriesUrl: `${runUrl}/queries.parquet`,
-          k: settings.k,
-          maxDistance: config.index.maxDistance,
-          shardsPerGroup: config.index.shardsPerGroup,
-          outUrl: runUrl,
-          heartbeatTimeoutSeconds: config.index.heartbeatTimeoutSeconds,
-          taskQueuePrefix: config.temporal.taskQueuePrefix,
-        },
-      ],
-    });
-    const local = path.join(scratch, 'neighbors.parquet');
-    await fs.writeFile(local, await store(runUrl).getBytes('neighbors.parquet'));
-    const { lists } = await readNeighborsFile(local);
-    const manifest = await readManifest<{ corpus: { storeUrl: string } }>(
-      store(config.index.root),
-      `builds/${buildId}/manifest.json`,
-      'tttnn.index',
-    );
-    const corpus = store(manifest!.body.corpus.storeUrl);
-    const withNeighbors: TestWithNeighbors[] = [];
-    for (const [i, test] of tests.entries()) {
-      const texts = await neighborTexts(corpus, lists[i] ?? [], config.toolsDir);
-      withNeighbors.push({ ...test, neighbors: texts.map((n) => ({ text: n.text, domain: n.domain })) });
-    }
-    log(
-      `retrieved ${retrieval.neighbors} neighbors for ${retrieval.queries} test documents: ${retrieval.neighborsUrl}`,
-    );
-
-    const modelUrl = await pushModelCommand(config, { model: config.model, to: MODELS }, log);
-    const lm = await loadCausalLM(await locateModel(config, modelUrl, log), {
-      log,
-      backend: config.backend,
-      training: true,
-    });
-    const prefixToken = harnessPrefixToken(lm.tokenizer);
-    log(
-      `TTT-NN on ${tests.length} test documents (${perDomain} per domain); models: ${modelUrl}, ${config.index.encoder}`,
-    );
-    const result = tttNnOnNeighbors(withNeighbors, { ...lm, prefixToken }, settings, log);
-    log(
-      `${config.model}, k=${settings.k} nearest neighbors from the index (first ${settings.maxNeighborTokens} tokens ` +
-        `each), max_length ${settings.maxLength}, lr ${settings.lr.toExponential()}:`,
-    );
-    log(formatTttNnTable(result));
-  } finally {
-    await fs.rm(scratch, { recursive: true, force: true });
-  }
-}
-
-/** Per domain, the first `perDomain` documents (in corpus order) of at most `maxBytes`: short ones, for 2 cores. */
-function pickTests(docs: { id: string; text: string; domain: string }[], perDomain: number, maxBytes: number) {
-  const picked: { id: string; text: string; domain: string }[] = [];
-  for (const domain of [...new Set(docs.map((d) => d.domain))].sort()) {
-    picked.push(
-      ...docs.filter((d) => d.domain === domain && Buffer.byteLength(d.text) <= maxBytes).slice(0, perDomain),
-    );
-  }
-  return picked;
-}
-
-/** The documents of an ingested corpus version, read from its shards (each verified against the manifest). */
-async function readCorpus(config: Config, manifestUrl: string) {
-  const root = manifestUrl.slice(0, manifestUrl.lastIndexOf('/'));
-  const store = openStore(root, config);
-  const manifest = await readManifest(store, manifestUrl.slice(root.length + 1), INGEST_MANIFEST_KIND);
-  if (!manifest) throw new Error(`${manifestUrl} does not exist`);
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-demo-'));
-  try {
-    const docs: { id: string; text: string; domain: string }[] = [];
-    for (const entry of manifest.objects.filter((o) => o.key.endsWith('.parquet'))) {
-      const local = path.join(dir, path.basename(entry.key));
-      await downloadVerified(store, entry, local);
-      for (const row of await readDocumentShard(local))
-        docs.push({ id: row.doc_id, text: row.text, domain: row.domain });
-    }
-    return docs;
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  const summary = await followEvaluation(client, handle, true, log);
+  log(formatEvaluationSummary(summary));
+  return summary;
 }

@@ -6,6 +6,7 @@ import { SingleBar } from 'cli-progress';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { EvaluationManifestBody } from '../activities/evaluation';
 import type { Config } from '../core/config';
+import { reportMeta, writeReport } from '../core/eval/report';
 import { type EvalResultRow, readResultsFile } from '../core/eval/results';
 import { EVAL_RUN_KIND, type EvalSettings, RUN_FILE } from '../core/eval/run-layout';
 import { MANIFEST_FILE, downloadVerified, readManifest } from '../core/store/manifest';
@@ -21,7 +22,7 @@ import {
 import { pagedStageId } from '../workflows/paged';
 import { taskQueueName } from '../workflows/shared';
 import { pagedWorkStatus } from './paged-progress';
-import { startOrAttach } from './temporal-client';
+import { SEARCH_ATTRIBUTES, ensureSearchAttributes, startOrAttach } from './temporal-client';
 
 export interface EvalStartOptions {
   /** The test corpus version: its manifest URL or folder, as `tttnn ingest` prints it. */
@@ -80,16 +81,28 @@ export function runUrl(config: Config, runId: string): string {
 
 export const evaluationWorkflowId = (runId: string) => `eval/${runId}`;
 
-/** One workflow per run id: starting it again attaches to the running one (or returns the finished one's result). */
-export function startEvaluation(
+/**
+ * One workflow per run id: starting it again attaches to the running one (or returns the finished one's result).
+ * The run is searchable in the Temporal UI by run id, model and index build.
+ */
+export async function startEvaluation(
   client: Client,
   config: Config,
   input: EvaluationInput,
+  log: (line: string) => void = () => undefined,
 ): Promise<WorkflowHandle<typeof evaluateWorkflow>> {
+  const searchable = await ensureSearchAttributes(client, log);
   return startOrAttach(client, evaluateWorkflow, {
     workflowId: evaluationWorkflowId(input.settings.runId),
     taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
     args: [input],
+    ...(searchable && {
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.runId, value: input.settings.runId },
+        { key: SEARCH_ATTRIBUTES.model, value: input.settings.model },
+        { key: SEARCH_ATTRIBUTES.indexBuild, value: input.settings.build },
+      ],
+    }),
   });
 }
 
@@ -229,4 +242,48 @@ export async function readRunResults(
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** `tttnn eval report <run>`: the report of a finished run, from its Parquet results only. */
+export async function reportCommand(
+  config: Config,
+  runId: string,
+  outDir: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const { rows, manifest } = await readRunResults(config, runId);
+  const backends = [...new Set(rows.filter((r) => r.skip_reason === '').map((r) => r.backend))];
+  const notes: string[] = [];
+  if (manifest.settings.maxNeighborTokens > 0) {
+    notes.push(
+      `Neighbors were cut to their first ${manifest.settings.maxNeighborTokens} tokens (the reference trains on whole neighbors).`,
+    );
+  }
+  if (manifest.settings.baselines.includes('dynamic')) {
+    notes.push(
+      "Dynamic evaluation and 'TTT-NN (same split)' score each document's second half on its own, as the reference " +
+        'does; TTT-NN retrieved its neighbors with the whole document (the reference retrieves with the first half).',
+    );
+  }
+  const meta = reportMeta(manifest.settings, {
+    buildId: manifest.summary.buildId,
+    backend: backends.join(', ') || 'none',
+    notes,
+  });
+  const { summary, files } = await writeReport(rows, meta, outDir);
+  log(markdownTables(await fs.readFile(files.markdown, 'utf8')));
+  log(
+    `report of ${runId}: ${files.markdown}, ${files.html} and ${files.plots.length} plots ` +
+      `(pooled bits/byte ${summary.pooled.ttt[0]!.bitsPerByte.toFixed(4)} → ` +
+      `${summary.pooled.ttt.at(-1)!.bitsPerByte.toFixed(4)} at k=${summary.k})`,
+  );
+}
+
+/** The report's first table (per domain), as it is in report.md: what a terminal should show. */
+function markdownTables(markdown: string): string {
+  const lines = markdown.split('\n');
+  const start = lines.findIndex((line) => line.startsWith('|'));
+  if (start < 0) return '';
+  const end = lines.findIndex((line, i) => i > start && !line.startsWith('|'));
+  return lines.slice(start, end < 0 ? undefined : end).join('\n');
 }

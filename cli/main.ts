@@ -21,6 +21,8 @@ import {
   startIndexBuild,
 } from './index-command';
 import { taskQueueName } from '../workflows/shared';
+import { resolveBuildId } from '../core/index/retrieve';
+import { openStore } from '../core/store/open-store';
 import type { evaluateWorkflow } from '../workflows/evaluate';
 import type { EvaluationInput } from '../workflows/evaluate-types';
 import { ensureEngine } from '../infra/engine';
@@ -31,6 +33,7 @@ import {
   followEvaluation,
   formatEvaluationSummary,
   listEvaluations,
+  reportCommand,
   resumeInput,
   startEvaluation,
 } from './eval-command';
@@ -361,9 +364,11 @@ evaluation
       }
       const local = opts.wait && (opts.localWorker ?? /^(127\.0\.0\.1|localhost):/.test(cfg().temporal.address));
       const c = cfg(local ? ['worker.queues=cpu,gpu,index,retrieval'] : []);
+      // 'current' is pinned here: the run records (and the Temporal UI shows) the build it evaluates.
+      const index = await resolveBuildId(openStore(c.index.root, c), opts.index);
       const input = evaluationInput(c, {
         test: opts.test,
-        index: opts.index,
+        index,
         neighbors: opts.neighbors,
         ...(opts.run !== undefined ? { runId: opts.run } : {}),
         ...(opts.ids !== undefined ? { ids: opts.ids.split(',').map((id) => id.trim()) } : {}),
@@ -422,6 +427,15 @@ evaluation
   .command('list')
   .description('runs under the eval root, finished or not')
   .action(async () => listEvaluations(cfg(), log));
+evaluation
+  .command('report')
+  .description("a finished run's report from its Parquet results: Markdown, HTML and plots")
+  .argument('<run id>')
+  .option('-o, --out <dir>', 'output folder (default: ./reports/<run id>)')
+  .action(async (runId: string, opts: { out?: string }) => {
+    await reportCommand(cfg(), runId, opts.out ?? `reports/${runId}`, log);
+  });
+
 /** Starts (or attaches to) the run and, unless told not to wait, follows it to its summary. */
 async function runEvaluation(
   c: Config,
@@ -436,7 +450,7 @@ async function runEvaluation(
     localWorker = await startWorkers(c, () => undefined, true);
   }
   try {
-    const handle = await startEvaluation(client, c, input);
+    const handle = await startEvaluation(client, c, input, log);
     log(
       `eval run ${input.settings.runId}: workflow ${handle.workflowId} (Temporal UI: http://127.0.0.1:${c.temporal.uiPort})`,
     );

@@ -5,7 +5,8 @@ import {
   type WorkflowHandle,
   type WorkflowStartOptions,
 } from '@temporalio/client';
-import type { Workflow } from '@temporalio/common';
+import { type Workflow, SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import type { Config } from '../core/config';
 
 export async function connectClient(config: Config): Promise<Client> {
@@ -34,5 +35,41 @@ export async function startOrAttach<W extends Workflow>(
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle<W>(options.workflowId);
     throw err;
+  }
+}
+
+/** Custom search attributes of tttnn's runs: filter them in the Temporal UI (`TttnnRunId = "run-…"`). */
+export const SEARCH_ATTRIBUTES = {
+  runId: defineSearchAttributeKey('TttnnRunId', SearchAttributeType.KEYWORD),
+  model: defineSearchAttributeKey('TttnnModel', SearchAttributeType.KEYWORD),
+  indexBuild: defineSearchAttributeKey('TttnnIndexBuild', SearchAttributeType.KEYWORD),
+};
+
+/**
+ * Registers the search attributes on the namespace when missing (the local dev server; a cluster where this client
+ * may). Where it may not (Temporal Cloud without the permission), runs start without them: false, and a hint.
+ */
+export async function ensureSearchAttributes(client: Client, log: (line: string) => void): Promise<boolean> {
+  const { operatorService } = client.connection;
+  const namespace = client.options.namespace;
+  try {
+    const { customAttributes } = await operatorService.listSearchAttributes({ namespace });
+    const missing = Object.values(SEARCH_ATTRIBUTES).filter((key) => !(key.name in (customAttributes ?? {})));
+    if (missing.length === 0) return true;
+    await operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(
+        missing.map((key) => [key.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+      ),
+    });
+    return true;
+  } catch (err) {
+    log(
+      `note: runs start without search attributes (${(err as Error).message.split('\n')[0]}); register ` +
+        `${Object.values(SEARCH_ATTRIBUTES)
+          .map((key) => key.name)
+          .join(', ')} as Keyword ('temporal operator search-attribute create') to filter runs in the UI`,
+    );
+    return false;
   }
 }

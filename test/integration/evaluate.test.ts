@@ -204,7 +204,7 @@ describe('evaluation on the real Temporal server and versitygw', () => {
     expect(committed).toBe(8);
   }, 900_000);
 
-  it('one run per run id: two starts at once attach to the same workflow; other settings under that id are refused', async () => {
+  it('one run per run id: two starts at once attach to the same workflow, searchable by run id; other settings under that id are refused', async () => {
     workers.push(await spawnWorker(config, ALL_QUEUES));
     const runId = uniqueName('c');
     const input = evaluationInput(config, { test: testCorpus, runId });
@@ -220,6 +220,14 @@ describe('evaluation on the real Temporal server and versitygw', () => {
       executions += 1;
     }
     expect(executions).toBe(1);
+    // Searchable in the Temporal UI by run id and model.
+    const found = await waitFor('the run in visibility', async () => {
+      const ids: string[] = [];
+      const query = `TttnnRunId = '${runId}' AND TttnnModel = '${config.model}'`;
+      for await (const execution of client.workflow.list({ query })) ids.push(execution.workflowId);
+      return ids.length > 0 ? ids : undefined;
+    });
+    expect(found).toEqual([evaluationWorkflowId(runId)]);
 
     // The same run id with another k: a new workflow execution (the first finished) whose plan refuses it.
     const other = evaluationInput({ ...config, eval: { ...config.eval, k: 2 } }, { test: testCorpus, runId });

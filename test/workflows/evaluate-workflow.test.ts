@@ -79,11 +79,7 @@ describe('evaluateWorkflow', () => {
       },
     };
     const bundle = await sourceWorkflowBundle();
-    const queues = [
-      taskQueueName(prefix, 'cpu'),
-      taskQueueName(prefix, 'gpu'),
-      retrievalQueue(prefix, 0),
-    ] as const;
+    const queues = [taskQueueName(prefix, 'cpu'), taskQueueName(prefix, 'gpu'), retrievalQueue(prefix, 0)] as const;
     const workers = await Promise.all(
       queues.map((taskQueue, i) =>
         Worker.create({
@@ -127,9 +123,7 @@ describe('evaluateWorkflow', () => {
     expect(resumed.slice(0, 3).sort()).toEqual(['document 0', 'document 1', 'document 2']);
     expect(resumed.slice(3)).toEqual(['part 0', 'manifest']);
     expect((await evaluate(3, { queriesEmbedded: true })).calls.slice(0, 2)).toEqual(['search', 'merge']);
-    expect((await evaluate(3, { queriesEmbedded: true, retrieved: true, finished: true })).calls).toEqual([
-      'manifest',
-    ]);
+    expect((await evaluate(3, { queriesEmbedded: true, retrieved: true, finished: true })).calls).toEqual(['manifest']);
   });
 
   it("keeps the evaluation workflow's own history the same for 3,000 documents as for 5", async () => {
