@@ -2,13 +2,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import {
-  evaluationInput,
-  evaluationStatus,
-  evaluationWorkflowId,
-  readRunResults,
-  startEvaluation,
-} from '../../cli/eval-command';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { evaluationInput, evaluationWorkflowId, readRunResults, startEvaluation } from '../../cli/eval-command';
 import { indexBuildInput, startIndexBuild } from '../../cli/index-command';
 import { ingestInput, startIngest } from '../../cli/ingest-command';
 import { connectClient } from '../../cli/temporal-client';
@@ -19,7 +14,7 @@ import { openStore } from '../../core/store/open-store';
 import { localServerSpecs } from '../../infra/local-infra';
 import { ensureServer, stopServer } from '../../infra/managed-process';
 import type { evaluateWorkflow } from '../../workflows/evaluate';
-import type { EvaluationSummary } from '../../workflows/evaluate-types';
+import type { DocumentHeartbeat, EvaluationSummary } from '../../workflows/evaluate-types';
 import { pageWorkflowId, pagedStageId } from '../../workflows/paged';
 import { testConfig } from '../test-config';
 import { type WorkerProcess, sleep, spawnWorker, uniqueName, waitFor, writeGeneratedPile } from './harness';
@@ -172,14 +167,19 @@ describe('evaluation on the real Temporal server and versitygw', () => {
       config,
       evaluationInput(config, { test: testCorpus, runId: disturbedId }),
     );
-    // SIGKILL once a document is part-way through its training, with at least one document committed.
+    // SIGKILL once a document is part-way through its training, with at least one document committed. Read from
+    // the server and the store only: a worker busy training answers queries late.
+    const page = client.workflow.getHandle(pageWorkflowId(pagedStageId(handle.workflowId, 'evaluate'), 0));
     const killedAt = await waitFor(
       'a document in its neighbor loop',
       async () => {
-        const status = await evaluationStatus(client, handle);
-        // Heartbeats come after a neighbor's steps (or as a baseline starts): the document is part-trained.
-        const inLoop = status.inFlight.find((h) => h.neighbor >= 1 || h.stage !== 'ttt-nn');
-        return inLoop && status.done >= 1 ? inLoop : undefined;
+        const pending = (await page.describe()).raw.pendingActivities ?? [];
+        const payload = pending[0]?.heartbeatDetails?.payloads?.[0];
+        if (!payload) return undefined;
+        const beat = defaultPayloadConverter.fromPayload<DocumentHeartbeat>(payload);
+        let committed = 0;
+        for await (const _ of runStore.list('documents/')) committed += 1;
+        return committed >= 1 && (beat.neighbor >= 1 || beat.stage !== 'ttt-nn') ? beat : undefined;
       },
       120_000,
     );
