@@ -269,7 +269,6 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
           .filter(([name]) => name.startsWith('skipped_'))
           .map(([name, n]) => [name.slice('skipped_'.length), n]),
       );
-      if (plan.overSizeLimit > 0) skipped.over_size_limit_not_drawn = plan.overSizeLimit;
       const summary: EvaluationSummary = {
         runId: settings.runId,
         runUrl: input.runUrl,
@@ -280,6 +279,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
         skipped,
         steps: counters.steps ?? 0,
         parts: plan.parts,
+        notDrawnOverSizeLimit: plan.overSizeLimit,
       };
       await writeManifest<EvaluationManifestBody>(out, MANIFEST_FILE, EVAL_RUN_KIND, objects, {
         settings,

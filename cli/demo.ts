@@ -43,7 +43,7 @@ const DEMO_EVAL = {
   maxLength: 512,
   maxDocumentBytes: 2500,
   maxNeighborTokens: 512,
-  baselines: ['random'] as Config['eval']['baselines'],
+  baselines: ['random', 'in-context'] as Config['eval']['baselines'],
 };
 const DEMO_EVAL_GPU: typeof DEMO_EVAL = { ...DEMO_EVAL, maxLength: 1024, maxNeighborTokens: 1024 };
 

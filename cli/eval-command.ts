@@ -200,6 +200,9 @@ export function formatEvaluationSummary(summary: EvaluationSummary): string {
   return [
     `eval ${summary.runId}: ${summary.evaluated} of ${summary.documents} documents evaluated, ${summary.steps} TTT steps, index build ${summary.buildId}`,
     ...(skipped.length > 0 ? [`skipped: ${skipped.map(([reason, n]) => `${n} ${reason}`).join(', ')}`] : []),
+    ...(summary.notDrawnOverSizeLimit > 0
+      ? [`not drawn: ${summary.notDrawnOverSizeLimit} test documents over eval.maxDocumentBytes`]
+      : []),
     `results: ${summary.manifestUrl} (${summary.parts} Parquet parts; 'tttnn eval report ${summary.runId}' writes the report)`,
   ].join('\n');
 }
@@ -271,7 +274,7 @@ export async function reportCommand(
     notes,
   });
   const { summary, files } = await writeReport(rows, meta, outDir);
-  log(markdownTables(await fs.readFile(files.markdown, 'utf8')));
+  log(summaryTable(await fs.readFile(files.markdown, 'utf8')));
   log(
     `report of ${runId}: ${files.markdown}, ${files.html} and ${files.plots.length} plots ` +
       `(pooled bits/byte ${summary.pooled.ttt[0]!.bitsPerByte.toFixed(4)} → ` +
@@ -279,11 +282,12 @@ export async function reportCommand(
   );
 }
 
-/** The report's first table (per domain), as it is in report.md: what a terminal should show. */
-function markdownTables(markdown: string): string {
+/** The report's summary table (per domain), as it is in report.md: what a terminal should show. */
+function summaryTable(markdown: string): string {
   const lines = markdown.split('\n');
-  const start = lines.findIndex((line) => line.startsWith('|'));
-  if (start < 0) return '';
+  const heading = lines.findIndex((line) => line.startsWith('## Summary'));
+  const start = lines.findIndex((line, i) => i > heading && line.startsWith('|'));
+  if (heading < 0 || start < 0) return '';
   const end = lines.findIndex((line, i) => i > start && !line.startsWith('|'));
   return lines.slice(start, end < 0 ? undefined : end).join('\n');
 }

@@ -25,6 +25,8 @@ export interface EvaluationSummary {
   skipped: Record<string, number>;
   steps: number;
   parts: number;
+  /** Test documents over `maxDocumentBytes`, left out of a per-domain draw (never selected, so not skipped). */
+  notDrawnOverSizeLimit: number;
 }
 
 export interface EvaluationProgress {

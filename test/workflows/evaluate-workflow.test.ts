@@ -75,6 +75,7 @@ describe('evaluateWorkflow', () => {
           skipped: {},
           steps: 3 * documents,
           parts: plan.parts,
+          notDrawnOverSizeLimit: 0,
         });
       },
     };
