@@ -27,6 +27,27 @@ export async function evaluateWorkflow(input: EvaluationInput): Promise<Evaluati
   setHandler(evaluationProgressQuery, () => progress);
   const self = workflowInfo().workflowId;
 
+  /** One activity per item (document or results part) of the run, as a paged stage: history stays bounded. */
+  const forEach = (
+    stage: string,
+    activity: keyof EvaluationActivities,
+    total: number,
+    on: { taskQueue: string; concurrency: number },
+  ) =>
+    executeChild(pagedWorkWorkflow, {
+      workflowId: pagedStageId(self, stage),
+      args: [
+        {
+          activity,
+          args: { runUrl: input.runUrl },
+          total,
+          ...on,
+          profile: 'item',
+          heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
+        },
+      ],
+    });
+
   const plan = await control.planEvaluation(input);
   Object.assign(progress, { buildId: plan.buildId, documents: plan.documents });
   if (!plan.finished) {
@@ -52,34 +73,9 @@ export async function evaluateWorkflow(input: EvaluationInput): Promise<Evaluati
       });
     }
     progress.phase = 'evaluating';
-    await executeChild(pagedWorkWorkflow, {
-      workflowId: pagedStageId(self, 'evaluate'),
-      args: [
-        {
-          activity: 'evaluateDocument',
-          args: { runUrl: plan.runUrl },
-          total: plan.documents,
-          taskQueue: gpu,
-          profile: 'item',
-          heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
-          concurrency: input.concurrency,
-        },
-      ],
-    });
+    await forEach('evaluate', 'evaluateDocument', plan.documents, { taskQueue: gpu, concurrency: input.concurrency });
     progress.phase = 'compacting';
-    await executeChild(pagedWorkWorkflow, {
-      workflowId: pagedStageId(self, 'compact'),
-      args: [
-        {
-          activity: 'compactResults',
-          args: { runUrl: plan.runUrl },
-          total: plan.parts,
-          taskQueue: cpu,
-          profile: 'control',
-          concurrency: 2,
-        },
-      ],
-    });
+    await forEach('compact', 'compactResults', plan.parts, { taskQueue: cpu, concurrency: 2 });
   }
   const summary = await control.writeEvaluationManifest({ runUrl: plan.runUrl });
   progress.phase = 'done';
