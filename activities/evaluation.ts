@@ -190,25 +190,35 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
       const [neighbors, random] = await Promise.all([texts(nearest), texts(drawn)]);
       const retrievalSeconds = (performance.now() - t0) / 1000;
 
-      const row: EvalResultRow = await deps.withLanguageModel(
-        settings.model,
-        { lr: settings.lr, ...(settings.prefixToken !== undefined ? { prefixToken: settings.prefixToken } : {}) },
-        (lm) =>
-          evaluateDocument(
-            lm,
-            {
-              index: input.index,
-              docId: doc.docId,
-              domain: doc.domain,
-              text: test!.text,
-              neighbors: settings.neighbors === 'random' ? random.slice(0, nearest.length) : neighbors,
-              random,
-            },
-            { ...settings, buildId: plan.buildId },
-            (stage, neighbor, of) => ctx.heartbeat({ index: input.index, stage, neighbor, of }),
-            ctx.cancellationSignal,
-          ),
-      );
+      // The model serves one document at a time: while another holds it, this one heartbeats that it is queued.
+      const beat = (stage: string, neighbor = 0, of = 0) => ctx.heartbeat({ index: input.index, stage, neighbor, of });
+      const queued = setInterval(() => beat('queued'), 5000);
+      let row: EvalResultRow;
+      try {
+        row = await deps.withLanguageModel(
+          settings.model,
+          { lr: settings.lr, ...(settings.prefixToken !== undefined ? { prefixToken: settings.prefixToken } : {}) },
+          (lm) => {
+            clearInterval(queued);
+            return evaluateDocument(
+              lm,
+              {
+                index: input.index,
+                docId: doc.docId,
+                domain: doc.domain,
+                text: test!.text,
+                neighbors: settings.neighbors === 'random' ? random.slice(0, nearest.length) : neighbors,
+                random,
+              },
+              { ...settings, buildId: plan.buildId },
+              beat,
+              ctx.cancellationSignal,
+            );
+          },
+        );
+      } finally {
+        clearInterval(queued);
+      }
       row.seconds_retrieval = retrievalSeconds;
       row.seconds_total += retrievalSeconds;
       if (!(await out.putBytesIfUnchanged(key, encodeRow(row), undefined))) {

@@ -7,7 +7,10 @@ import { TTTTrainer } from '../core/training/ttt';
 
 /**
  * The language models a worker process holds: each loaded once with its trainer (which keeps the pretrained copy
- * to reset to), kept between documents, and used by one document at a time (the weights are shared state).
+ * to reset to), kept between documents, and used by one document at a time (the weights are shared state). One copy
+ * per model and process, on purpose: tfjs runs every op from the process's one JavaScript thread, so a second copy
+ * would double the memory without running beside the first. Documents run in parallel on more worker processes
+ * (`tttnn worker --queues gpu` per GPU or per few cores), each with its own copy; `eval.concurrency` spreads them.
  */
 export function languageModelPool(deps: {
   locate(spec: string): Promise<string>;
