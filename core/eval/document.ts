@@ -62,6 +62,7 @@ export async function evaluateDocument(
       const ids = encode(n.text);
       return run.maxNeighborTokens > 0 ? ids.slice(0, run.maxNeighborTokens) : ids;
     });
+  const neighborTokens = tokensOf(neighbors);
   const options = { prefixToken: lm.prefixToken, maxLength: run.maxLength };
   const score = { prefixToken: lm.prefixToken, maxLength: run.maxLength };
   // Dynamic evaluation scores the second half on its own, as the reference does; TTT-NN is scored on it too.
@@ -70,7 +71,7 @@ export async function evaluateDocument(
 
   seedDropout(hash32(`${run.seed}/${doc.index}/ttt-nn`));
   const ttt = await stepThrough(
-    documentSteps(lm.trainer, doc.text, tokens, tokensOf(neighbors), {
+    documentSteps(lm.trainer, doc.text, tokens, neighborTokens, {
       ...options,
       ...(split && { onTrained: () => (splitNllTtt = secondHalfNll(lm.trainer.model, [], split.secondTokens, score)) }),
     }),
@@ -129,7 +130,7 @@ export async function evaluateDocument(
     // The pretrained model with the neighbors, nearest first, filling the context before the document.
     onNeighbor('in-context', 0, neighbors.length);
     const t1 = performance.now();
-    row.in_context_nll = inContextNll(lm.trainer.model, tokens, tokensOf(neighbors), score).nllNats;
+    row.in_context_nll = inContextNll(lm.trainer.model, tokens, neighborTokens, score).nllNats;
     evaluation += (performance.now() - t1) / 1000;
   }
 
