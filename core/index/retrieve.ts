@@ -185,8 +185,7 @@ export async function neighborTexts(
   neighbors: readonly Neighbor[],
   cacheDir: string,
 ): Promise<NeighborText[]> {
-  const corpusManifest = await readManifest<unknown>(corpus, MANIFEST_FILE, 'tttnn.ingest');
-  if (!corpusManifest) throw new Error(`the corpus ${corpus.url} has no manifest`);
+  const corpusManifest = await corpusManifestOf(corpus);
   const objects = new Map(corpusManifest.objects.map((o) => [o.key, o]));
   const byShard = new Map<string, number[]>();
   for (const n of neighbors) byShard.set(n.corpusShard, [...(byShard.get(n.corpusShard) ?? []), n.shardRow]);
@@ -206,6 +205,21 @@ export async function neighborTexts(
     if (!row) throw new Error(`corpus shard ${n.corpusShard} has no row ${n.shardRow}`);
     return { ...n, domain: row.domain, text: row.text };
   });
+}
+
+/** Corpus versions never change once their manifest is written: each is read once per process. */
+const corpusManifests = new Map<string, Promise<Manifest<unknown>>>();
+function corpusManifestOf(corpus: ArtifactStore): Promise<Manifest<unknown>> {
+  let manifest = corpusManifests.get(corpus.url);
+  if (!manifest) {
+    manifest = readManifest<unknown>(corpus, MANIFEST_FILE, 'tttnn.ingest').then((found) => {
+      if (!found) throw new Error(`the corpus ${corpus.url} has no manifest`);
+      return found;
+    });
+    corpusManifests.set(corpus.url, manifest);
+    manifest.catch(() => corpusManifests.delete(corpus.url));
+  }
+  return manifest;
 }
 
 /** A store object in a local cache folder, downloaded and verified once (a marker file records the check). */
