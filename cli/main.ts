@@ -41,7 +41,12 @@ import {
 const program = new Command('tttnn')
   .description('Test-time training on nearest neighbors for language models, as durable Temporal workflows.')
   .option('-c, --config <file>', 'JSON config file (default: $TTTNN_CONFIG or ./tttnn.config.json)')
-  .option('--set <section.field=value...>', 'override a config field, e.g. --set s3.endpoint=http://127.0.0.1:9000')
+  // Repeatable rather than variadic: a variadic option would swallow the subcommand after it (`--set a=b eval ...`).
+  .option(
+    '--set <section.field=value>',
+    'override a config field, e.g. --set s3.endpoint=http://127.0.0.1:9000 (repeat for more)',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
   .addHelpText(
     'after',
     '\nConfiguration: defaults < config file < TTTNN_<SECTION>_<FIELD> environment variables < --set flags.\n' +
