@@ -31,6 +31,7 @@ import {
   type Neighbor,
   type NeighborText,
   cachedObject,
+  corpusCacheDir,
   neighborTexts,
   readBuildManifest,
   resolveBuildId,
@@ -349,7 +350,7 @@ async function makePlan(deps: EvaluationDeps, out: ArtifactStore, settings: Eval
   const candidates: SelectedDocument[] = [];
   for (const object of test.objects.filter((o) => o.key.endsWith('.parquet'))) {
     Context.current().heartbeat(object.key);
-    const local = await cachedObject(deps.openStore(testStoreUrl), object, corpusCacheDir(deps, testStoreUrl));
+    const local = await cachedObject(deps.openStore(testStoreUrl), object, corpusCacheDir(deps.cacheDir, testStoreUrl));
     for (const [row, doc] of (await readDocumentShard(local)).entries()) {
       candidates.push({
         docId: doc.doc_id,
@@ -474,10 +475,6 @@ async function documentTexts(
     shardRow: d.shardRow,
   }));
   return neighborTexts(deps.openStore(testStoreUrl), asNeighbors, deps.cacheDir);
-}
-
-function corpusCacheDir(deps: EvaluationDeps, storeUrl: string): string {
-  return path.join(deps.cacheDir, 'corpus-cache', storeUrl.replace(/[^\w.-]+/g, '_'));
 }
 
 async function withScratch<T>(work: (dir: string) => Promise<T>): Promise<T> {

@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import { demoEvalSettings, evaluate, withDemoPipeline } from '../cli/demo';
+import { demoEvalSettings, evalConfig, evaluate, withDemoPipeline } from '../cli/demo';
 import { evaluationWorkflowId, readRunResults } from '../cli/eval-command';
 import { loadConfig } from '../core/config';
 import { pageWorkflowId, pagedStageId } from '../workflows/paged';
@@ -30,10 +30,7 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       const summary = await evaluate(config, client, settings, testManifestUrl, buildId, log, runId);
       const wall = (Date.now() - t0) / 1000;
-      const { rows } = await readRunResults(
-        { ...config, eval: { ...config.eval, root: 's3://tttnn/evals/demo' } },
-        summary.runId,
-      );
+      const { rows } = await readRunResults(evalConfig(config, settings), summary.runId);
       const stages = await stageSeconds(client, evaluationWorkflowId(runId));
       const evaluated = rows.filter((r) => r.skip_reason === '');
       const n = evaluated.length;

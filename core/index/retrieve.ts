@@ -193,11 +193,7 @@ export async function neighborTexts(
   for (const [shard, positions] of byShard) {
     const object = objects.get(shard);
     if (!object) throw new Error(`corpus ${corpus.url} does not list shard ${shard}`);
-    const local = await cachedObject(
-      corpus,
-      object,
-      path.join(cacheDir, 'corpus-cache', corpus.url.replace(/[^\w.-]+/g, '_')),
-    );
+    const local = await cachedObject(corpus, object, corpusCacheDir(cacheDir, corpus.url));
     rows.set(shard, await readDocumentRows(local, positions));
   }
   return neighbors.map((n) => {
@@ -205,6 +201,11 @@ export async function neighborTexts(
     if (!row) throw new Error(`corpus shard ${n.corpusShard} has no row ${n.shardRow}`);
     return { ...n, domain: row.domain, text: row.text };
   });
+}
+
+/** Where a corpus version's shards are cached on this machine: one folder per store URL. */
+export function corpusCacheDir(cacheDir: string, storeUrl: string): string {
+  return path.join(cacheDir, 'corpus-cache', storeUrl.replace(/[^\w.-]+/g, '_'));
 }
 
 /** Corpus versions never change once their manifest is written: each is read once per process. */
