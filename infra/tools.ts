@@ -34,7 +34,7 @@ export async function ensurePythonReaders(toolsDir: string, log: Log): Promise<s
 }
 
 /** A venv named for its pinned packages, created once per machine and reused. */
-async function ensurePythonVenv(toolsDir: string, name: string, packages: string[], log: Log): Promise<string> {
+export async function ensurePythonVenv(toolsDir: string, name: string, packages: string[], log: Log): Promise<string> {
   const venv = path.join(toolsDir, name);
   if (existsSync(path.join(venv, '.complete'))) return venv;
   log(`installing ${packages.join(' ')} from PyPI into ${venv}`);
