@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { readDocumentShard } from '../core/corpus/document-shards';
+import { readDocumentListing } from '../core/corpus/document-shards';
 import { embedTexts } from '../core/embed';
 import { type LoadedLanguageModel, evaluateDocument } from '../core/eval/document';
 import { type EvalResultRow, decodeRow, encodeRow, writeResultsFile } from '../core/eval/results';
@@ -351,7 +351,7 @@ async function makePlan(deps: EvaluationDeps, out: ArtifactStore, settings: Eval
   for (const object of test.objects.filter((o) => o.key.endsWith('.parquet'))) {
     Context.current().heartbeat(object.key);
     const local = await cachedObject(deps.openStore(testStoreUrl), object, corpusCacheDir(deps.cacheDir, testStoreUrl));
-    for (const [row, doc] of (await readDocumentShard(local)).entries()) {
+    for (const [row, doc] of (await readDocumentListing(local)).entries()) {
       candidates.push({
         docId: doc.doc_id,
         domain: doc.domain,

@@ -83,6 +83,23 @@ export async function readDocumentShard(localPath: string): Promise<DocumentRow[
   }
 }
 
+/** What a shard's documents are without their text (ids, domains, sizes): only those columns are read. */
+export type DocumentListing = Pick<DocumentRow, 'doc_id' | 'domain' | 'byte_length'>;
+
+export async function readDocumentListing(localPath: string): Promise<DocumentListing[]> {
+  const reader = await ParquetReader.openFile(localPath);
+  try {
+    const cursor = reader.getCursor([['doc_id'], ['domain'], ['byte_length']]);
+    const rows: DocumentListing[] = [];
+    for (let r = (await cursor.next()) as Record<string, unknown> | null; r; r = (await cursor.next()) as typeof r) {
+      rows.push({ doc_id: String(r.doc_id), domain: String(r.domain), byte_length: Number(r.byte_length) });
+    }
+    return rows;
+  } finally {
+    await reader.close();
+  }
+}
+
 /**
  * The rows at the given positions of a local shard, reading only the row groups that hold them (a neighbor's text
  * without the rest of its shard in memory). Rows out of range are absent from the result.
