@@ -1,3 +1,4 @@
+import { promiseCache } from '../core/promise-cache';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,17 +83,9 @@ interface PartRecord {
 const PLAN_FILE = 'plan.json';
 
 export function createEvaluationActivities(deps: EvaluationDeps) {
-  const caches = new Map<string, Promise<unknown>>();
-  /** A value read once per process: run settings, plans, selections and neighbor lists never change once written. */
-  const once = <T>(key: string, load: () => Promise<T>): Promise<T> => {
-    let value = caches.get(key) as Promise<T> | undefined;
-    if (!value) {
-      value = load();
-      caches.set(key, value);
-      value.catch(() => caches.delete(key));
-    }
-    return value;
-  };
+  /** Read once per process: run settings, plans, selections and neighbor lists never change once written. */
+  const cache = promiseCache<unknown>();
+  const once = <T>(key: string, load: () => Promise<T>) => cache(key, load) as Promise<T>;
   const settingsOf = (runUrl: string) => once(`${runUrl}|run`, () => readJson<EvalSettings>(store(runUrl), RUN_FILE));
   const planOf = (runUrl: string) => once(`${runUrl}|plan`, () => readJson<StoredPlan>(store(runUrl), PLAN_FILE));
   const selectionOf = (runUrl: string) =>

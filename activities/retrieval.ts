@@ -1,3 +1,4 @@
+import { promiseCache } from '../core/promise-cache';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,20 +38,11 @@ export interface RetrievalDeps {
 type GroupCandidates = Neighbor[][];
 
 export function createRetrievalActivities(deps: RetrievalDeps) {
-  const manifests = new Map<string, Promise<Manifest<IndexManifestBody>>>();
-  const shardsOf = new Map<string, Promise<LocalShard[]>>();
-  const queryFiles = new Map<string, Promise<{ ids: string[]; vectors: Float32Array }>>();
-  const once = <T>(cache: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> => {
-    let value = cache.get(key);
-    if (!value) {
-      value = load();
-      cache.set(key, value);
-      value.catch(() => cache.delete(key));
-    }
-    return value;
-  };
+  const manifests = promiseCache<Manifest<IndexManifestBody>>();
+  const shardsOf = promiseCache<LocalShard[]>();
+  const queryFiles = promiseCache<{ ids: string[]; vectors: Float32Array }>();
   const manifestOf = (root: string, buildId: string) =>
-    once(manifests, `${root}|${buildId}`, () => readBuildManifest(deps.openStore(root), buildId));
+    manifests(`${root}|${buildId}`, () => readBuildManifest(deps.openStore(root), buildId));
 
   return {
     /** Pins the build (`current` is resolved once, so a promotion during the run does not mix two builds). */
@@ -78,7 +70,7 @@ export function createRetrievalActivities(deps: RetrievalDeps) {
       try {
         const manifest = await manifestOf(input.indexRoot, input.buildId);
         const first = input.index * input.shardsPerGroup;
-        const shards = await once(shardsOf, `${input.indexRoot}|${input.buildId}|${input.index}`, () =>
+        const shards = await shardsOf(`${input.indexRoot}|${input.buildId}|${input.index}`, () =>
           localShards(
             deps.openStore(input.indexRoot),
             manifest,
@@ -86,7 +78,7 @@ export function createRetrievalActivities(deps: RetrievalDeps) {
             (s) => s >= first && s < first + input.shardsPerGroup,
           ),
         );
-        const queries = await once(queryFiles, input.queriesUrl, () => readQueries(deps, input.queriesUrl));
+        const queries = await queryFiles(input.queriesUrl, () => readQueries(deps, input.queriesUrl));
         const results = await deps.searchThread.search(searchJob(manifest, shards, queries.vectors, input.k));
         const candidates: GroupCandidates = mergeTopK(shards, results, queries.ids.length, input.k, input.maxDistance);
         await out.putBytes(key, JSON.stringify(candidates));
@@ -99,7 +91,7 @@ export function createRetrievalActivities(deps: RetrievalDeps) {
     /** Merges the groups' candidates into each query's global top k, writes the neighbor lists and their manifest. */
     async mergeNeighbors(input: RetrievalInput & RetrievalPlan): Promise<RetrievalSummary> {
       const out = deps.openStore(input.outUrl);
-      const queries = await once(queryFiles, input.queriesUrl, () => readQueries(deps, input.queriesUrl));
+      const queries = await queryFiles(input.queriesUrl, () => readQueries(deps, input.queriesUrl));
       const merged: Neighbor[][] = queries.ids.map(() => []);
       for (let g = 0; g < input.groups; g++) {
         Context.current().heartbeat(g);

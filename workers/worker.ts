@@ -1,3 +1,4 @@
+import { promiseCache } from '../core/promise-cache';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -68,26 +69,19 @@ const processDeps = (config: Config, log: (line: string) => void) => (sharedDeps
 function makeDeps(config: Config, log: (line: string) => void) {
   const store = (url: string) => openStore(url, config);
   const locate = (spec: string) => locateModel(spec, { toolsDir: config.toolsDir, openStore: store, log });
-  const encoders = new Map<string, Promise<LoadedEncoder>>();
+  const encoders = promiseCache<LoadedEncoder>();
   return {
     openStore: store,
     cacheDir: config.toolsDir,
     searchThread: new SearchThread(),
     withLanguageModel: languageModelPool({ locate, backend: config.backend, log }),
     encoderDigest: async (spec: string) => (await modelDigest(await locate(spec))).version,
-    loadEncoder: (spec: string) => {
-      let loaded = encoders.get(spec);
-      if (!loaded) {
-        loaded = (async () => {
-          const dir = await locate(spec);
-          const { model, tokenizer } = await loadEncoder(dir, { backend: config.backend, log });
-          return { encoder: model, tokenizer, digest: (await modelDigest(dir)).version };
-        })();
-        encoders.set(spec, loaded);
-        loaded.catch(() => encoders.delete(spec));
-      }
-      return loaded;
-    },
+    loadEncoder: (spec: string) =>
+      encoders(spec, async () => {
+        const dir = await locate(spec);
+        const { model, tokenizer } = await loadEncoder(dir, { backend: config.backend, log });
+        return { encoder: model, tokenizer, digest: (await modelDigest(dir)).version };
+      }),
   };
 }
 

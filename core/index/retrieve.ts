@@ -1,3 +1,4 @@
+import { promiseCache } from '../promise-cache';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { readDocumentRows } from '../corpus/document-shards';
@@ -209,18 +210,13 @@ export function corpusCacheDir(cacheDir: string, storeUrl: string): string {
 }
 
 /** Corpus versions never change once their manifest is written: each is read once per process. */
-const corpusManifests = new Map<string, Promise<Manifest<unknown>>>();
+const corpusManifests = promiseCache<Manifest<unknown>>();
 function corpusManifestOf(corpus: ArtifactStore): Promise<Manifest<unknown>> {
-  let manifest = corpusManifests.get(corpus.url);
-  if (!manifest) {
-    manifest = readManifest<unknown>(corpus, MANIFEST_FILE, 'tttnn.ingest').then((found) => {
-      if (!found) throw new Error(`the corpus ${corpus.url} has no manifest`);
-      return found;
-    });
-    corpusManifests.set(corpus.url, manifest);
-    manifest.catch(() => corpusManifests.delete(corpus.url));
-  }
-  return manifest;
+  return corpusManifests(corpus.url, async () => {
+    const found = await readManifest<unknown>(corpus, MANIFEST_FILE, 'tttnn.ingest');
+    if (!found) throw new Error(`the corpus ${corpus.url} has no manifest`);
+    return found;
+  });
 }
 
 /** A store object in a local cache folder, downloaded and verified once (a marker file records the check). */
