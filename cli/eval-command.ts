@@ -1,3 +1,4 @@
+import { followWorkflow } from './follow';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -165,34 +166,26 @@ export async function followEvaluation(
   });
   let phase = '';
   let started = false;
-  let finished = false;
-  const polling = (async () => {
-    while (showProgress && !finished) {
-      const status = await evaluationStatus(client, handle).catch(() => undefined);
-      if (status && status.phase !== phase) {
-        if (started) bar.update(bar.getTotal(), {});
-        if (status.phase !== 'evaluating') log(`eval ${status.runId}: ${status.phase}`);
-        phase = status.phase;
-      }
-      if (status?.phase === 'evaluating') {
-        const detail = status.inFlight.map((h) => `#${h.index} ${h.stage} ${h.neighbor}/${h.of}`).join(', ');
-        if (!started) bar.start(Math.max(1, status.documents), status.done, { detail });
-        else bar.update(status.done, { detail: detail || '-' });
-        started = true;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+  const draw = async () => {
+    const status = await evaluationStatus(client, handle);
+    if (status.phase !== phase) {
+      if (started) bar.update(bar.getTotal(), {});
+      if (status.phase !== 'evaluating') log(`eval ${status.runId}: ${status.phase}`);
+      phase = status.phase;
     }
-  })();
-  try {
-    return await handle.result();
-  } finally {
-    finished = true;
-    await polling;
-    if (started) {
-      bar.update(bar.getTotal(), { detail: 'done' });
-      bar.stop();
+    if (status.phase === 'evaluating') {
+      const detail = status.inFlight.map((h) => `#${h.index} ${h.stage} ${h.neighbor}/${h.of}`).join(', ');
+      if (!started) bar.start(Math.max(1, status.documents), status.done, { detail });
+      else bar.update(status.done, { detail: detail || '-' });
+      started = true;
     }
-  }
+  };
+  const finish = () => {
+    if (!started) return;
+    bar.update(bar.getTotal(), { detail: 'done' });
+    bar.stop();
+  };
+  return followWorkflow(handle.result(), showProgress ? { draw, finish } : undefined);
 }
 
 export function formatEvaluationSummary(summary: EvaluationSummary): string {

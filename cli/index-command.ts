@@ -1,3 +1,4 @@
+import { followWorkflow } from './follow';
 import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -119,9 +120,9 @@ export async function followIndexBuild(
     etaBuffer: 20,
   });
   let phase = '';
-  const update = async () => {
-    const progress = await indexBuildProgress(client, handle).catch(() => undefined);
-    if (!progress || progress.phase === 'planning') return;
+  const draw = async () => {
+    const progress = await indexBuildProgress(client, handle);
+    if (progress.phase === 'planning') return;
     const payload = { phase: progress.phase.padEnd(9), unit: progress.unit };
     if (progress.phase !== phase) {
       if (phase !== '') {
@@ -134,24 +135,12 @@ export async function followIndexBuild(
       bar.update(progress.done, payload);
     }
   };
-  // One update at a time, a second apart: a slow answer never lets an older frame overwrite a newer one.
-  let finished = false;
-  const polling = (async () => {
-    while (showProgress && !finished) {
-      await update();
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  })();
-  try {
-    return await handle.result();
-  } finally {
-    finished = true;
-    await polling;
-    if (phase !== '') {
-      bar.update(bar.getTotal(), {});
-      bar.stop();
-    }
-  }
+  const finish = () => {
+    if (phase === '') return;
+    bar.update(bar.getTotal(), {});
+    bar.stop();
+  };
+  return followWorkflow(handle.result(), showProgress ? { draw, finish } : undefined);
 }
 
 export function formatIndexSummary(summary: IndexBuildSummary): string {

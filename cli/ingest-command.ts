@@ -1,3 +1,4 @@
+import { followWorkflow } from './follow';
 import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -109,20 +110,10 @@ export async function followIngest(
       }
     }
   };
-  const timer = showProgress ? setInterval(() => void update(), 500) : undefined;
-  try {
-    const summary = await handle.result();
-    // Always one last frame: a short ingest can finish before the first tick drew anything (a query on a closed
-    // workflow is answered while a worker for its queue runs).
-    if (showProgress) {
-      if (timer) clearInterval(timer);
-      await update();
-      if (started) bar.stop();
-    }
-    return summary;
-  } finally {
-    if (timer) clearInterval(timer);
-  }
+  const finish = () => {
+    if (started) bar.stop();
+  };
+  return followWorkflow(handle.result(), showProgress ? { draw: update, finish, intervalMs: 500 } : undefined);
 }
 
 export function formatIngestSummary(summary: IngestSummary): string {
