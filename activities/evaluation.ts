@@ -1,11 +1,12 @@
-import { promiseCache } from '../core/promise-cache';
-import { promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { readDocumentListing } from '../core/corpus/document-shards';
 import { embedTexts } from '../core/embed';
-import { type LoadedLanguageModel, evaluateDocument } from '../core/eval/document';
+import { type DocumentCheckpoint, readCheckpointFile, writeCheckpointFile } from '../core/eval/checkpoint';
+import { type Checkpointing, type LoadedLanguageModel, evaluateDocument } from '../core/eval/document';
 import { type EvalResultRow, decodeRow, encodeRow, writeResultsFile } from '../core/eval/results';
 import {
   EVAL_RUN_KIND,
@@ -16,6 +17,7 @@ import {
   RANDOM_NEIGHBORS_FILE,
   RETRIEVAL_DIR,
   RUN_FILE,
+  checkpointKey,
   SELECTION_FILE,
   type SelectedDocument,
   documentKey,
@@ -41,6 +43,7 @@ import { VectorsFileWriter } from '../core/index/vectors-file';
 import type { ArtifactStore, ObjectInfo } from '../core/store/artifact-store';
 import { MANIFEST_FILE, readManifest, readVerified, writeManifest } from '../core/store/manifest';
 import { splitStoreUrl } from '../core/store/open-store';
+import { promiseCache } from '../core/promise-cache';
 import type { EvaluationInput, EvaluationSummary } from '../workflows/evaluate-types';
 import type { Counters } from '../workflows/paged';
 import { type LoadedEncoder, joinUrl, readJson } from './index-build';
@@ -60,6 +63,12 @@ export interface EvaluationDeps {
     options: { lr: number; prefixToken?: number },
     work: (lm: LoadedLanguageModel) => Promise<T>,
   ): Promise<T>;
+  /**
+   * Save a document's training state to the run every this many neighbors, so that a retry continues from there
+   * instead of replaying the steps (`eval.checkpointEvery`; 0, the default, replays: see core/eval/checkpoint.ts).
+   */
+  checkpointEvery?: number;
+  log?: (line: string) => void;
 }
 
 /** plan.json: what the plan fixed once (the build `current` meant, the selection's size), read by every activity. */
@@ -184,6 +193,12 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
       const [neighbors, random] = await Promise.all([texts(nearest), texts(drawn)]);
       const retrievalSeconds = (performance.now() - t0) / 1000;
 
+      const checkpointing = await documentCheckpointing(out, input.index, deps.checkpointEvery ?? 0);
+      if (checkpointing?.resume) {
+        const { stage, k } = checkpointing.resume;
+        deps.log?.(`document ${input.index}: resuming from its checkpoint after ${k} neighbors of ${stage}`);
+      }
+
       // The model serves one document at a time: while another holds it, this one heartbeats that it is queued.
       const beat = (stage: string, neighbor = 0, of = 0) => ctx.heartbeat({ index: input.index, stage, neighbor, of });
       const queued = setInterval(() => beat('queued'), 5000);
@@ -207,6 +222,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
               { ...settings, buildId: plan.buildId },
               beat,
               ctx.cancellationSignal,
+              checkpointing,
             );
           },
         );
@@ -219,6 +235,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
         // Another attempt committed this document first (a retry that outlived its heartbeat): its result stands.
         return rowCounters(decodeRow((await out.getBytes(key)).toString('utf8')));
       }
+      if (checkpointing) await out.delete(checkpointKey(input.index)); // committed: nothing left to resume
       return rowCounters(row);
     },
 
@@ -299,6 +316,45 @@ export type EvaluationActivities = ReturnType<typeof createEvaluationActivities>
 export interface EvaluationManifestBody {
   settings: EvalSettings;
   summary: EvaluationSummary;
+}
+
+/**
+ * Checkpoints of one document in the run's store (`checkpoints/<index>.ckpt`, overwritten as training goes on), and
+ * the one an earlier attempt left, if any. A checkpoint is complete when it exists (written to a local file, then
+ * uploaded as one object) and describes itself, so it is valid whichever heartbeat last reached the server.
+ */
+async function documentCheckpointing(
+  out: ArtifactStore,
+  index: number,
+  every: number,
+): Promise<Checkpointing | undefined> {
+  if (every <= 0) return undefined;
+  const key = checkpointKey(index);
+  const scratch = () => fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-checkpoint-'));
+  const withScratch = async <T>(work: (file: string) => Promise<T>): Promise<T> => {
+    const dir = await scratch();
+    try {
+      return await work(path.join(dir, 'document.ckpt'));
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  };
+  let resume: DocumentCheckpoint | undefined;
+  if (await out.stat(key)) {
+    resume = await withScratch(async (file) => {
+      await pipeline(await out.openRead(key), createWriteStream(file));
+      return readCheckpointFile(file);
+    });
+  }
+  return {
+    every,
+    ...(resume && { resume }),
+    save: (checkpoint) =>
+      withScratch(async (file) => {
+        await writeCheckpointFile(file, checkpoint);
+        await out.putFile(key, file);
+      }),
+  };
 }
 
 /** What a document adds to the run's counters. */

@@ -185,7 +185,7 @@ export async function followEvaluation(
     bar.update(bar.getTotal(), { detail: 'done' });
     bar.stop();
   };
-  return followWorkflow(handle.result(), showProgress ? { draw, finish } : undefined);
+  return followWorkflow(handle, showProgress ? { draw, finish } : undefined);
 }
 
 export function formatEvaluationSummary(summary: EvaluationSummary): string {

@@ -1,3 +1,5 @@
+import { ServiceError } from '@temporalio/client';
+
 /**
  * Waits for a workflow's result while `draw` refreshes its progress display: one draw at a time, a second apart
  * (a slow answer never lets an older frame overwrite a newer one), then one last draw once the result is in (a
@@ -5,9 +7,10 @@
  * Without `draw` (progress off) it only waits.
  */
 export async function followWorkflow<T>(
-  result: Promise<T>,
+  handle: { result(): Promise<T> },
   progress: { draw: () => Promise<void>; finish: () => void; intervalMs?: number } | undefined,
 ): Promise<T> {
+  const result = workflowResult(handle);
   if (!progress) return result;
   const draw = () => progress.draw().catch(() => undefined); // a query fails until a worker has the workflow
   let finished = false;
@@ -35,4 +38,29 @@ export async function followWorkflow<T>(
     await stop();
     progress.finish();
   }
+}
+
+/**
+ * A workflow's result, waiting through transient server errors: the SDK's long poll gives up on the first
+ * `DEADLINE_EXCEEDED` (a busy server answering late) or `UNAVAILABLE` (a restart), while a run followed for days
+ * meets both. Other errors (the workflow failed, was cancelled or does not exist) end the wait.
+ */
+export async function workflowResult<T>(handle: { result(): Promise<T> }, retryMs = 1000): Promise<T> {
+  for (;;) {
+    try {
+      return await handle.result();
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, retryMs));
+    }
+  }
+}
+
+/** gRPC status codes (stable across gRPC implementations). */
+const DEADLINE_EXCEEDED = 4;
+const UNAVAILABLE = 14;
+
+function isTransient(err: unknown): boolean {
+  const code = err instanceof ServiceError ? (err.cause as { code?: number } | undefined)?.code : undefined;
+  return code === DEADLINE_EXCEEDED || code === UNAVAILABLE;
 }

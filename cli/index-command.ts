@@ -140,7 +140,7 @@ export async function followIndexBuild(
     bar.update(bar.getTotal(), {});
     bar.stop();
   };
-  return followWorkflow(handle.result(), showProgress ? { draw, finish } : undefined);
+  return followWorkflow(handle, showProgress ? { draw, finish } : undefined);
 }
 
 export function formatIndexSummary(summary: IndexBuildSummary): string {

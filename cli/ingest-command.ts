@@ -113,7 +113,7 @@ export async function followIngest(
   const finish = () => {
     if (started) bar.stop();
   };
-  return followWorkflow(handle.result(), showProgress ? { draw: update, finish, intervalMs: 500 } : undefined);
+  return followWorkflow(handle, showProgress ? { draw: update, finish, intervalMs: 500 } : undefined);
 }
 
 export function formatIngestSummary(summary: IngestSummary): string {

@@ -168,6 +168,12 @@ export const configSchema = z.strictObject({
       concurrency: positiveInt.default(1),
       /** A document's activity heartbeats after every neighbor: one neighbor's steps must fit in this. */
       heartbeatTimeoutSeconds: positiveInt.default(900),
+      /**
+       * Workers save a document's training state to the run every this many neighbors, and a retry continues from
+       * it instead of replaying the steps; for big models with long neighbors. 0 (default) replays: for SmolLM2 on a
+       * CPU a checkpoint costs about four steps (`npm run bench:checkpoint`).
+       */
+      checkpointEvery: z.coerce.number().int().nonnegative().default(0),
     })
     .prefault({}),
 });

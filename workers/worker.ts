@@ -73,6 +73,8 @@ function makeDeps(config: Config, log: (line: string) => void) {
   return {
     openStore: store,
     cacheDir: config.toolsDir,
+    checkpointEvery: config.eval.checkpointEvery,
+    log,
     searchThread: new SearchThread(),
     withLanguageModel: languageModelPool({ locate, backend: config.backend, log }),
     encoderDigest: async (spec: string) => (await modelDigest(await locate(spec))).version,

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { NeighborText } from '../index/retrieve';
-import { seedDropout } from '../models/modeling-utils';
+import { dropoutState, seedDropout } from '../models/modeling-utils';
 import type { TextTokenizer } from '../tokenizers/tokenizer';
-import { type DocumentResult, type TTTTrainer, documentSteps } from '../training/ttt';
+import { type DocumentProgress, type DocumentResult, type TTTTrainer, documentSteps } from '../training/ttt';
+import type { DocumentCheckpoint } from './checkpoint';
 import { dynamicEvaluation, inContextNll, secondHalfNll, splitDocument } from './baselines';
 import { type EvalResultRow, skippedRow } from './results';
 import { type EvalSettings, hash32 } from './run-layout';
@@ -35,6 +36,14 @@ export type EvaluationStage = 'ttt-nn' | 'random' | 'dynamic' | 'in-context';
 /** After each neighbor of each stage: heartbeats and progress. */
 export type OnNeighbor = (stage: EvaluationStage, k: number, of: number) => void;
 
+/** Checkpoints of the training loops (see checkpoint.ts): taken every `every` neighbors, never after a loop's last. */
+export interface Checkpointing {
+  every: number;
+  save(checkpoint: DocumentCheckpoint): Promise<void>;
+  /** Where an earlier attempt at this document left off. */
+  resume?: DocumentCheckpoint;
+}
+
 export async function evaluateDocument(
   lm: LoadedLanguageModel,
   doc: DocumentToEvaluate,
@@ -42,6 +51,7 @@ export async function evaluateDocument(
   onNeighbor: OnNeighbor = () => undefined,
   /** Aborts between neighbors (a cancelled activity, a worker shutting down); the weights are reset first. */
   signal?: AbortSignal,
+  checkpointing?: Checkpointing,
 ): Promise<EvalResultRow> {
   const t0 = performance.now();
   const encode = (text: string) => lm.tokenizer.encode(text, { addSpecialTokens: false });
@@ -69,15 +79,42 @@ export async function evaluateDocument(
   const split = run.baselines.includes('dynamic') ? splitDocument(doc.text, tokens, lm.tokenizer) : undefined;
   let splitNllTtt = NaN;
 
-  seedDropout(hash32(`${run.seed}/${doc.index}/ttt-nn`));
-  const ttt = await stepThrough(
-    documentSteps(lm.trainer, doc.text, tokens, neighborTokens, {
-      ...options,
-      ...(split && { onTrained: () => (splitNllTtt = secondHalfNll(lm.trainer.model, [], split.secondTokens, score)) }),
-    }),
-    (k) => onNeighbor('ttt-nn', k, neighbors.length),
-    signal,
-  );
+  const resume = checkpointing?.resume;
+  // A training loop from its start (its own dropout seed) or from the checkpoint taken in it.
+  const startLoop = (stage: DocumentCheckpoint['stage']) => {
+    const from = resume?.stage === stage ? resume : undefined;
+    seedDropout(from ? from.dropout : hash32(`${run.seed}/${doc.index}/${stage}`));
+    return from && { result: from.result, state: from.trainer };
+  };
+  // After each neighbor: a checkpoint every `every` neighbors while some remain, then progress (which therefore
+  // never runs ahead of what is saved).
+  const afterNeighbor =
+    (stage: DocumentCheckpoint['stage'], of: number, tttNn?: DocumentCheckpoint['tttNn']) =>
+    async ({ k, result }: DocumentProgress) => {
+      if (checkpointing && k % checkpointing.every === 0 && k < of) {
+        const trainer = lm.trainer.exportState();
+        await checkpointing.save({ stage, k, result, trainer, dropout: dropoutState(), ...(tttNn && { tttNn }) });
+      }
+      onNeighbor(stage, k, of);
+    };
+
+  let ttt: DocumentResult;
+  if (resume?.tttNn) {
+    ({ result: ttt, splitNllTtt } = resume.tttNn); // the checkpoint was taken after TTT-NN, in the random control
+  } else {
+    const from = startLoop('ttt-nn');
+    ttt = await stepThrough(
+      documentSteps(lm.trainer, doc.text, tokens, neighborTokens, {
+        ...options,
+        ...(from && { resume: from }),
+        ...(split && {
+          onTrained: () => (splitNllTtt = secondHalfNll(lm.trainer.model, [], split.secondTokens, score)),
+        }),
+      }),
+      afterNeighbor('ttt-nn', neighbors.length),
+      signal,
+    );
+  }
   let training = ttt.seconds.training;
   let evaluation = ttt.seconds.evaluation;
 
@@ -97,10 +134,10 @@ export async function evaluateDocument(
   if (run.baselines.includes('random')) {
     // As many documents as the document has neighbors, drawn uniformly from the index: what retrieval adds.
     const drawn = doc.random.slice(0, neighbors.length);
-    seedDropout(hash32(`${run.seed}/${doc.index}/random`));
+    const from = startLoop('random');
     const control = await stepThrough(
-      documentSteps(lm.trainer, doc.text, tokens, tokensOf(drawn), options),
-      (k) => onNeighbor('random', k, drawn.length),
+      documentSteps(lm.trainer, doc.text, tokens, tokensOf(drawn), { ...options, ...(from && { resume: from }) }),
+      afterNeighbor('random', drawn.length, { result: ttt, splitNllTtt }),
       signal,
     );
     Object.assign(row, { random_bits_per_byte: control.bitsPerByte, random_nll: control.nllNats });
@@ -142,14 +179,14 @@ export async function evaluateDocument(
 
 /** Runs a document's steps, letting the event loop turn after each neighbor (so that heartbeats go out). */
 async function stepThrough(
-  steps: Generator<number, DocumentResult>,
-  onStep: (k: number) => void,
+  steps: Generator<DocumentProgress, DocumentResult>,
+  onStep: (progress: DocumentProgress) => Promise<void>,
   signal: AbortSignal | undefined,
 ): Promise<DocumentResult> {
   try {
     for (let next = steps.next(); ; next = steps.next()) {
       if (next.done === true) return next.value;
-      onStep(next.value);
+      await onStep(next.value);
       await new Promise((resolve) => setImmediate(resolve));
       signal?.throwIfAborted();
     }

@@ -77,6 +77,11 @@ export function documentKey(index: number): string {
   return `documents/${String(index).padStart(9, '0')}.json`;
 }
 
+/** `checkpoints/000000042.ckpt`: where the document at selection index 42 is in its training (when enabled). */
+export function checkpointKey(index: number): string {
+  return `checkpoints/${String(index).padStart(9, '0')}.ckpt`;
+}
+
 export function partKey(part: number): string {
   return `results/part-${String(part).padStart(5, '0')}.parquet`;
 }

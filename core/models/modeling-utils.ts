@@ -237,6 +237,11 @@ export function seedDropout(seed: number): void {
   rngState = seed >>> 0 || 1;
 }
 
+/** Where the dropout generator is: `seedDropout(dropoutState())` later continues the same sequence of masks. */
+export function dropoutState(): number {
+  return rngState;
+}
+
 /**
  * A float mask of 0 (probability `rate`) and 1 / (1 - rate), made in JS with a xorshift generator. tf.dropout draws
  * its uniforms with tfjs's JS Alea generator one value at a time: about 10 s of a GPT-2-small TTT step at 1024

@@ -77,6 +77,16 @@ export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
   });
 }
 
+/**
+ * Everything the trainer's next step depends on: its weights, Adam's moments and step count, as float32 values
+ * in the order of the model's variables (weights, then first moments, then second moments; no moments before the
+ * first step). Restoring it continues training exactly where it was taken.
+ */
+export interface TrainerState {
+  steps: number;
+  tensors: Float32Array[];
+}
+
 export class TTTTrainer {
   private readonly vars: tf.Variable[];
   private readonly pretrained: tf.Tensor[];
@@ -116,6 +126,31 @@ export class TTTTrainer {
     this.m = [];
     this.v = [];
     this.t = 0;
+  }
+
+  exportState(): TrainerState {
+    return { steps: this.t, tensors: [...this.vars, ...this.m, ...this.v].map((x) => x.dataSync() as Float32Array) };
+  }
+
+  /** Puts back a state that `exportState` took from a trainer of the same model. */
+  importState(state: TrainerState): void {
+    const n = this.vars.length;
+    if (state.tensors.length !== n && state.tensors.length !== 3 * n) {
+      throw new Error(`a trainer state of ${state.tensors.length} tensors does not fit a model of ${n} variables`);
+    }
+    const assign = (target: tf.Variable, values: Float32Array) => {
+      if (values.length !== target.size) throw new Error(`state tensor of ${values.length} values for ${target.name}`);
+      tf.tidy(() => target.assign(tf.tensor(values, target.shape, 'float32')));
+    };
+    this.resetOptimizer();
+    this.vars.forEach((p, i) => assign(p, state.tensors[i]!));
+    if (state.tensors.length === 3 * n) {
+      this.m = this.vars.map((p, i) => tf.tidy(() => tf.variable(tf.tensor(state.tensors[n + i]!, p.shape), false)));
+      this.v = this.vars.map((p, i) =>
+        tf.tidy(() => tf.variable(tf.tensor(state.tensors[2 * n + i]!, p.shape), false)),
+      );
+    }
+    this.t = state.steps;
   }
 
   /** Restores the pretrained weights exactly and (unless carryOptimizer) starts a fresh optimizer. */
@@ -221,6 +256,17 @@ export interface DocumentOptions {
   onNeighbor?: (k: number, bitsPerByte: number) => void;
   /** Called once after the last neighbor, before the reset: further measurements of the trained model. */
   onTrained?: () => void;
+  /**
+   * Continue where a checkpoint was taken: its partial result (k = bitsPerByte.length - 1 neighbors done) and the
+   * trainer's state at that point; the first k neighbors are neither trained on nor scored again.
+   */
+  resume?: { result: DocumentResult; state: TrainerState };
+}
+
+/** What `documentSteps` yields after each neighbor: k neighbors trained on, and the result so far. */
+export interface DocumentProgress {
+  k: number;
+  result: DocumentResult;
 }
 
 export interface DocumentResult {
@@ -253,9 +299,9 @@ export function runDocument(
 }
 
 /**
- * `runDocument` one neighbor at a time: yields after each neighbor (k neighbors trained on so far), so that an
- * asynchronous caller can let its event loop run (heartbeats) between them. Returning early (`return()`) still
- * resets the weights.
+ * `runDocument` one neighbor at a time: yields after each neighbor (k neighbors trained on so far, and the result
+ * so far), so that an asynchronous caller can let its event loop run (heartbeats) and take checkpoints between
+ * them. Returning early (`return()`) still resets the weights.
  */
 export function* documentSteps(
   trainer: TTTTrainer,
@@ -263,7 +309,7 @@ export function* documentSteps(
   tokens: readonly number[],
   neighbors: readonly (readonly number[])[],
   opts: DocumentOptions,
-): Generator<number, DocumentResult> {
+): Generator<DocumentProgress, DocumentResult> {
   const evalOpts = { prefixToken: opts.prefixToken, maxLength: opts.maxLength, batchSize: opts.evalBatchSize };
   trainer.reset();
   const seconds = { training: 0, evaluation: 0 };
@@ -277,24 +323,33 @@ export function* documentSteps(
   };
   const score = () => timed('evaluation', () => bitsPerByte(trainer.model, text, tokens, evalOpts));
   try {
-    const first = score();
-    const result: DocumentResult = {
-      bitsPerByte: [first.bitsPerByte],
-      nllNats: [first.nllNats],
-      bytes: first.bytes,
-      tokens: first.tokens,
-      neighborLosses: [],
-      steps: 0,
-      seconds,
-    };
-    for (const [i, neighbor] of neighbors.entries()) {
-      const losses = timed('training', () => trainer.trainOnTokens(neighbor, opts.maxLength));
+    let result: DocumentResult;
+    if (opts.resume) {
+      trainer.importState(opts.resume.state);
+      result = structuredClone(opts.resume.result);
+      Object.assign(seconds, result.seconds);
+      result.seconds = seconds;
+    } else {
+      const first = score();
+      result = {
+        bitsPerByte: [first.bitsPerByte],
+        nllNats: [first.nllNats],
+        bytes: first.bytes,
+        tokens: first.tokens,
+        neighborLosses: [],
+        steps: 0,
+        seconds,
+      };
+    }
+    for (let i = result.bitsPerByte.length - 1; i < neighbors.length; i++) {
+      const losses = timed('training', () => trainer.trainOnTokens(neighbors[i]!, opts.maxLength));
       result.neighborLosses.push(losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN);
       const after = score();
       result.bitsPerByte.push(after.bitsPerByte);
       result.nllNats.push(after.nllNats);
+      result.steps = trainer.steps;
       opts.onNeighbor?.(i + 1, after.bitsPerByte);
-      yield i + 1;
+      yield { k: i + 1, result };
     }
     result.steps = trainer.steps;
     if (opts.onTrained) timed('evaluation', opts.onTrained);

@@ -160,6 +160,11 @@ describe('evaluation on the real Temporal server and versitygw', () => {
       mean(expected.rows.map((r) => r.bits_per_byte[0]!)),
     );
 
+    // The disturbed run on workers that checkpoint every neighbor (eval.checkpointEvery): the retry continues from
+    // the checkpoint instead of replaying, and the results must still equal the undisturbed run's (which replays).
+    const checkpointing = { TTTNN_EVAL_CHECKPOINT_EVERY: '1' };
+    workers.splice(0).forEach((w) => w.child.kill('SIGKILL'));
+    workers.push(await spawnWorker(config, ALL_QUEUES, checkpointing));
     const disturbedId = uniqueName('b');
     const runStore = openStore(`${config.eval.root}/runs/${disturbedId}`, config);
     const handle = await startEvaluation(
@@ -189,8 +194,10 @@ describe('evaluation on the real Temporal server and versitygw', () => {
     const [temporalServer] = (await localServerSpecs(config, () => undefined)).filter((s) => s.name === 'temporal');
     await stopServer(temporalServer!);
     await ensureServer(temporalServer!);
-    workers.push(await spawnWorker(config, ALL_QUEUES));
+    workers.push(await spawnWorker(config, ALL_QUEUES, checkpointing));
     const disturbed = await resultOf(disturbedId);
+    // The killed document continued from its last checkpoint (saved before the heartbeat the kill waited for).
+    expect(workers[0]!.output()).toContain(`document ${killedAt.index}: resuming from its checkpoint after`);
 
     expect(disturbed).toMatchObject({ documents: 8, evaluated: 8, steps: undisturbed.steps });
     const got = await readRunResults(config, disturbedId);
@@ -202,6 +209,10 @@ describe('evaluation on the real Temporal server and versitygw', () => {
     let committed = 0;
     for await (const _ of runStore.list('documents/')) committed += 1;
     expect(committed).toBe(8);
+    // Committed documents leave no checkpoint behind.
+    const leftovers: string[] = [];
+    for await (const { key } of runStore.list('checkpoints/')) leftovers.push(key);
+    expect(leftovers).toEqual([]);
   }, 900_000);
 
   it('one run per run id: two starts at once attach to the same workflow, searchable by run id; other settings under that id are refused', async () => {

@@ -32,10 +32,10 @@ export interface WorkerProcess {
 }
 
 /** A real worker process (the built `dist/workers/main.js`), so that tests can SIGKILL it. */
-export async function spawnWorker(config: Config, queues = 'cpu'): Promise<WorkerProcess> {
+export async function spawnWorker(config: Config, queues = 'cpu', env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
   if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run 'npm run build' before the tests`);
   const child = spawn(process.execPath, [WORKER_MAIN, '--queues', queues], {
-    env: configEnv(config),
+    env: { ...configEnv(config), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,4 +1,5 @@
-import { followWorkflow } from '../../../cli/follow';
+import { ServiceError } from '@temporalio/client';
+import { followWorkflow, workflowResult } from '../../../cli/follow';
 
 const later = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
 
@@ -13,11 +14,14 @@ describe('followWorkflow', () => {
       await later(3, undefined);
       drawing -= 1;
     };
-    const value = await followWorkflow(later(60, 'summary'), {
-      draw,
-      finish: () => events.push('finish'),
-      intervalMs: 10,
-    });
+    const value = await followWorkflow(
+      { result: () => later(60, 'summary') },
+      {
+        draw,
+        finish: () => events.push('finish'),
+        intervalMs: 10,
+      },
+    );
     expect(value).toBe('summary');
     expect(events.filter((e) => e === 'draw').length).toBeGreaterThanOrEqual(3);
     expect(events.slice(-2)).toEqual(['draw', 'finish']);
@@ -26,22 +30,42 @@ describe('followWorkflow', () => {
   it('keeps drawing when a query fails, and finishes when the workflow fails', async () => {
     let draws = 0;
     let finished = false;
-    const failing = later(30, undefined).then(() => Promise.reject(new Error('workflow failed')));
+    const failing = () => later(30, undefined).then(() => Promise.reject(new Error('workflow failed')));
     await expect(
-      followWorkflow(failing, {
-        draw: () => {
-          draws += 1;
-          return Promise.reject(new Error('no worker yet'));
+      followWorkflow(
+        { result: failing },
+        {
+          draw: () => {
+            draws += 1;
+            return Promise.reject(new Error('no worker yet'));
+          },
+          finish: () => (finished = true),
+          intervalMs: 5,
         },
-        finish: () => (finished = true),
-        intervalMs: 5,
-      }),
+      ),
     ).rejects.toThrow('workflow failed');
     expect(draws).toBeGreaterThanOrEqual(2);
     expect(finished).toBe(true);
   });
 
   it('only waits when progress is off', async () => {
-    expect(await followWorkflow(Promise.resolve(7), undefined)).toBe(7);
+    expect(await followWorkflow({ result: () => Promise.resolve(7) }, undefined)).toBe(7);
+  });
+
+  it('waits through transient server errors (a late long poll, a restart), not through others', async () => {
+    // As the client throws them: a ServiceError around the gRPC error, which carries the status code.
+    const grpcError = (code: number) => Object.assign(new Error(`status ${code}`), { code });
+    const transient = (code: number) =>
+      new ServiceError('Failed to get Workflow execution history', { cause: grpcError(code) });
+    const answers = [transient(4), transient(14), 'summary'];
+    let calls = 0;
+    const result = () => {
+      const answer = answers[calls++]!;
+      return typeof answer === 'string' ? Promise.resolve(answer) : Promise.reject(answer);
+    };
+    expect(await workflowResult({ result }, 1)).toBe('summary');
+    expect(calls).toBe(3);
+    const notFound = new ServiceError('workflow not found', { cause: grpcError(5) });
+    await expect(workflowResult({ result: () => Promise.reject(notFound) }, 1)).rejects.toBe(notFound);
   });
 });
