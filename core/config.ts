@@ -40,114 +40,245 @@ const repoRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${pa
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'wasm', 'cpu'] as const;
 
 export const configSchema = z.strictObject({
-  /** Where local servers keep their data (SQLite, objects, logs, pid files). */
-  home: z.string().default(path.join(repoRoot, '.tttnn')),
-  /** Where pinned tool binaries are cached; shared by every clone on this machine. */
-  toolsDir: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tttnn')),
-  /** TensorFlow.js backend of model work: native TensorFlow when its binding loads, else WASM, else JS. */
-  backend: z.enum(BACKEND_CHOICES).default('auto'),
-  /** The language model: smollm2-135m (fetched by setup), a .gguf file or HF folder (local or s3://), or a Hub id. */
-  model: z.string().min(1).default('smollm2-135m'),
+  home: z
+    .string()
+    .default(path.join(repoRoot, '.tttnn'))
+    .meta({
+      description:
+        'Where the local servers of `tttnn infra up` keep their data: the Temporal SQLite file (`temporal/`), the ' +
+        "S3 server's objects (`s3/`), logs and pid files. Default: `.tttnn/` in the repository.",
+      docDefault: '<repo>/.tttnn',
+    }),
+  toolsDir: z
+    .string()
+    .default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tttnn'))
+    .meta({
+      description:
+        'Where pinned tool binaries, native TensorFlow and models are cached, and where workers cache the corpus ' +
+        'shards (`corpus-cache/`) and index files (`index-cache/`) they read; shared by every clone on this ' +
+        'machine. Default: `$XDG_CACHE_HOME/tttnn`, else `~/.cache/tttnn`.',
+      docDefault: '~/.cache/tttnn',
+    }),
+  backend: z
+    .enum(BACKEND_CHOICES)
+    .default('auto')
+    .describe(
+      'TensorFlow.js backend of model work: `auto` picks native TensorFlow when its binding loads (the CUDA build ' +
+        'where `tttnn setup --gpu` made one), else WASM, else JS; naming one makes it mandatory ' +
+        '(`tensorflow-gpu` requires the CUDA build).',
+    ),
+  model: z
+    .string()
+    .min(1)
+    .default('smollm2-135m')
+    .describe(
+      'The language model of `lm`, `model push`, the demo and evaluations: `smollm2-135m` (fetched by setup), a ' +
+        '`.gguf` file or HF folder (local, or a model version in the store: `s3://`, `file://`), or a Hub id.',
+    ),
   temporal: z
     .strictObject({
-      address: z.string().default('127.0.0.1:7233'),
-      namespace: z.string().default('default'),
+      address: z
+        .string()
+        .default('127.0.0.1:7233')
+        .describe('gRPC address (`host:port`) of the Temporal server; `tttnn infra up` starts its dev server there.'),
+      namespace: z
+        .string()
+        .default('default')
+        .describe('Temporal namespace of every workflow (the local dev server is started with it).'),
       taskQueuePrefix: z
         .string()
         .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
-        .default('tttnn'),
-      /** Ports of the local dev server started by `tttnn infra up` (its gRPC port comes from `address`). */
-      uiPort: port.default(8233),
-      httpPort: port.default(7243),
-      metricsPort: port.default(7244),
-      ui: bool.default(true),
+        .default('tttnn')
+        .describe(
+          'Prefix of every task queue (`<prefix>-cpu`, `<prefix>-gpu`, `<prefix>-index`, ' +
+            '`<prefix>-retrieval-g<n>`): deployments sharing a server keep apart by prefix.',
+        ),
+      uiPort: port.default(8233).describe("Port of the local dev server's web UI (`tttnn infra up`)."),
+      httpPort: port.default(7243).describe("Port of the local dev server's HTTP API."),
+      metricsPort: port.default(7244).describe("Port of the local dev server's metrics endpoint."),
+      ui: bool.default(true).describe("Serve the local dev server's web UI (`false` starts it headless)."),
     })
-    .prefault({}),
+    .prefault({})
+    .describe(
+      'The Temporal server that the CLI and the workers connect to, and the ports of the local dev server that ' +
+        '`tttnn infra up` starts (its gRPC port comes from `address`).',
+    ),
   s3: z
     .strictObject({
-      endpoint: z.url().default('http://127.0.0.1:7070'),
-      region: z.string().default('us-east-1'),
-      accessKeyId: z.string().min(1).default('tttnn-local'),
-      secretAccessKey: secret.default(new Secret('tttnn-local-secret')),
-      forcePathStyle: bool.default(true),
-      /** Start a local S3-compatible server (versitygw) on the endpoint's port with `tttnn infra up`. */
-      local: bool.default(true),
-      maxAttempts: positiveInt.default(5),
+      endpoint: z
+        .url()
+        .default('http://127.0.0.1:7070')
+        .describe(
+          'URL of the S3 API behind every `s3://bucket/prefix` location; with `local`, `tttnn infra up` starts ' +
+            'the local server on its host and port.',
+        ),
+      region: z.string().default('us-east-1').describe('Region the requests are signed for.'),
+      accessKeyId: z
+        .string()
+        .min(1)
+        .default('tttnn-local')
+        .describe("Access key id of every request (and the local server's root key)."),
+      secretAccessKey: secret
+        .default(new Secret('tttnn-local-secret'))
+        .describe(
+          "Secret access key (and the local server's root secret): prints as `***` and is scrubbed from error " +
+            "messages. The default is the local server's fixed key; set your own for any other store.",
+        ),
+      forcePathStyle: bool
+        .default(true)
+        .describe('Path-style URLs (`<endpoint>/<bucket>/<key>`), as local S3-compatible servers need.'),
+      local: bool
+        .default(true)
+        .describe("Start a local S3-compatible server (versitygw) on the endpoint's port with `tttnn infra up`."),
+      maxAttempts: positiveInt
+        .default(5)
+        .describe("Attempts per S3 request, in the SDK's standard retry mode (exponential backoff with jitter)."),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('The S3-compatible artifact store and the local server.'),
   worker: z
     .strictObject({
       queues: z
         .union([z.string().transform((s) => s.split(',').map((q) => q.trim())), z.array(z.string())])
         .pipe(z.array(z.enum(['cpu', 'gpu', 'index', 'retrieval'])).min(1))
-        .default(['cpu']),
-      /** Shard groups whose retrieval queues a `retrieval` worker serves: `0-3,8` (a build has ceil(shards/shardsPerGroup)). */
+        .default(['cpu'])
+        .describe(
+          'Queue kinds a worker process polls; `cpu` workers also run every workflow. `tttnn worker` takes them ' +
+            'from `--queues` (its default: `cpu`).',
+        ),
       retrievalGroups: z
         .string()
         .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'expected groups like 0-3,8')
-        .default('0-7'),
-      maxConcurrentActivities: positiveInt.default(2),
-      shutdownGraceSeconds: positiveInt.default(30),
+        .default('0-7')
+        .describe(
+          'Shard groups whose queues (`<prefix>-retrieval-g<n>`) a `retrieval` worker serves, e.g. `0-3,8`; a ' +
+            'build has ceil(shards / `index.shardsPerGroup`) groups, and every one needs a worker.',
+        ),
+      maxConcurrentActivities: positiveInt
+        .default(2)
+        .describe(
+          'Activities run at once per queue by this process (a language model still serves one document at a time).',
+        ),
+      shutdownGraceSeconds: positiveInt
+        .default(30)
+        .describe(
+          'On SIGTERM or SIGINT, how long activities in flight may finish before they are cancelled and retried ' +
+            'elsewhere.',
+        ),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('What a worker process (`tttnn worker`) serves.'),
   ingest: z
     .strictObject({
-      rowsPerShard: positiveInt.default(50_000),
-      maxShardBytes: positiveInt.default(64 * 1024 * 1024),
-      maxDocumentBytes: positiveInt.default(64 * 1024 * 1024),
-      concurrency: positiveInt.default(4),
-      heartbeatTimeoutSeconds: positiveInt.default(60),
+      rowsPerShard: positiveInt.default(50_000).describe('Documents per Parquet shard at most.'),
+      maxShardBytes: positiveInt
+        .default(64 * 1024 * 1024)
+        .describe('A shard is closed once its documents reach this many text bytes (or `rowsPerShard` documents).'),
+      maxDocumentBytes: positiveInt
+        .default(64 * 1024 * 1024)
+        .describe('Lines longer than this are skipped and counted as `too_large`.'),
+      concurrency: positiveInt.default(4).describe('Input files ingested at once (one activity each).'),
+      heartbeatTimeoutSeconds: positiveInt
+        .default(60)
+        .describe(
+          "A file's activity is retried elsewhere, from its last committed shard, once its worker is silent this long.",
+        ),
     })
-    .prefault({}),
-  /** Index builds (`tttnn index build`) and search. */
+    .prefault({})
+    .describe('Pile ingest (`tttnn ingest`): input files to versioned, sharded Parquet.'),
   index: z
     .strictObject({
-      /** Where builds go (`<root>/builds/<build id>/`) and `current.json` points at the one that serves. */
-      root: z.string().min(1).default('s3://tttnn/indexes/default'),
-      /** A named model (all-minilm-l6-v2), a model version URL or a local HF folder. */
-      encoder: z.string().min(1).default('all-minilm-l6-v2'),
-      /** Tokens of each document the encoder sees: its first ones (MiniLM's limit; the reference's RoBERTa: 512). */
-      maxLength: positiveInt.default(256),
-      batchSize: positiveInt.default(32),
-      /** Documents per uploaded embedding segment: what a retried shard need not redo. */
-      segmentRows: positiveInt.default(1024),
-      kind: z.enum(INDEX_KINDS).default('usearch'),
-      /** Squared L2 ('l2sq', as faiss IndexFlatL2 and the reference) or cosine distance. */
-      metric: z.enum(['l2sq', 'cos']).default('l2sq'),
-      /** HNSW graph degree and beam widths (usearch, hnswlib); measured by `npm run bench:index`. */
-      connectivity: positiveInt.default(16),
-      expansionAdd: positiveInt.default(128),
-      expansionSearch: positiveInt.default(64),
-      /** Each shard's recall@k against exact search is measured at build time on this many of its vectors. */
-      recallQueries: positiveInt.default(200),
-      recallK: positiveInt.default(20),
-      embedConcurrency: positiveInt.default(2),
-      buildConcurrency: positiveInt.default(2),
-      heartbeatTimeoutSeconds: positiveInt.default(300),
-      /** Shards per retrieval group: each group is searched by one activity on its own queue (`…-retrieval-g<n>`). */
-      shardsPerGroup: positiveInt.default(64),
-      /** Neighbors farther than this are dropped (the reference: 4.0 in squared L2, which filters nothing). */
-      maxDistance: z.coerce.number().positive().default(4),
+      root: z
+        .string()
+        .min(1)
+        .default('s3://tttnn/indexes/default')
+        .describe('Where builds go (`<root>/builds/<build id>/`) and `current.json` points at the one that serves.'),
+      encoder: z
+        .string()
+        .min(1)
+        .default('all-minilm-l6-v2')
+        .describe('A named model (`all-minilm-l6-v2`), a model version URL or a local HF folder.'),
+      maxLength: positiveInt
+        .default(256)
+        .describe(
+          "Tokens of each document the encoder sees: its first ones (MiniLM's limit; the reference's RoBERTa: 512).",
+        ),
+      batchSize: positiveInt.default(32).describe('Documents per encoder forward pass.'),
+      segmentRows: positiveInt
+        .default(1024)
+        .describe('Documents per uploaded embedding segment: what a retried shard need not redo.'),
+      kind: z
+        .enum(INDEX_KINDS)
+        .default('usearch')
+        .describe('Vector index library: `usearch`, `hnswlib`, or `flat` (exact search).'),
+      metric: z
+        .enum(['l2sq', 'cos'])
+        .default('l2sq')
+        .describe('Squared L2 (`l2sq`, as faiss IndexFlatL2 and the reference) or cosine distance (`cos`).'),
+      connectivity: positiveInt
+        .default(16)
+        .describe('HNSW graph degree M (usearch, hnswlib); measured by `npm run bench:index`.'),
+      expansionAdd: positiveInt.default(128).describe('HNSW beam width while building (efConstruction).'),
+      expansionSearch: positiveInt.default(64).describe('HNSW beam width while searching (efSearch).'),
+      recallQueries: positiveInt
+        .default(200)
+        .describe("Each shard's recall@k against exact search is measured at build time on this many of its vectors."),
+      recallK: positiveInt.default(20).describe('The k of that recall@k.'),
+      embedConcurrency: positiveInt.default(2).describe('Shards embedded at once (gpu-queue activities in flight).'),
+      buildConcurrency: positiveInt
+        .default(2)
+        .describe('Shards indexed or verified at once (index-queue activities in flight).'),
+      heartbeatTimeoutSeconds: positiveInt
+        .default(300)
+        .describe("A build's shard activity is retried elsewhere once its worker is silent this long."),
+      shardsPerGroup: positiveInt
+        .default(64)
+        .describe(
+          'Shards per retrieval group: each group is searched by one activity on its own queue ' +
+            '(`<prefix>-retrieval-g<n>`).',
+        ),
+      maxDistance: z.coerce
+        .number()
+        .positive()
+        .default(4)
+        .describe('Neighbors farther than this are dropped (the reference: 4.0 in squared L2, which filters nothing).'),
     })
-    .prefault({}),
-  /** Evaluations (`tttnn eval start`): TTT-NN on test documents with the paper's settings, and its baselines. */
+    .prefault({})
+    .describe('Index builds (`tttnn index build`) and search.'),
   eval: z
     .strictObject({
-      /** Runs go to `<root>/runs/<run id>/`. */
-      root: z.string().min(1).default('s3://tttnn/evals'),
-      /** Test documents drawn per domain (seeded); `--ids` names them instead. */
-      perDomain: positiveInt.default(10),
-      seed: z.coerce.number().int().nonnegative().default(1216),
-      /** Neighbors per document: 20 as the reproducibility report (the paper's headline: 50). */
-      k: positiveInt.default(20),
-      lr: z.coerce.number().positive().default(2e-5),
-      /** Training chunk and evaluation window; 0 = 1024 on a GPU backend (`backend=tensorflow-gpu`), else 512. */
-      maxLength: z.coerce.number().int().nonnegative().default(0),
-      /** Neighbors are cut to their first tokens; 0 trains on whole neighbors, as the reference does. */
-      maxNeighborTokens: z.coerce.number().int().nonnegative().default(0),
-      /** Test documents larger than this are not drawn (explicit ids over it are skipped and counted). */
-      maxDocumentBytes: positiveInt.default(1_000_000),
-      /** Baselines computed on the same documents in the same run: random, dynamic, in-context. */
+      root: z.string().min(1).default('s3://tttnn/evals').describe('Runs go to `<root>/runs/<run id>/`.'),
+      perDomain: positiveInt
+        .default(10)
+        .describe('Test documents drawn per domain (seeded); `eval start --ids` names them instead.'),
+      seed: z.coerce
+        .number()
+        .int()
+        .nonnegative()
+        .default(1216)
+        .describe("Seed of the per-domain draw, the random control's neighbors and the documents' dropout masks."),
+      k: positiveInt
+        .default(20)
+        .describe("Neighbors per document: 20, as the reproducibility report (the paper's headline: 50)."),
+      lr: z.coerce.number().positive().default(2e-5).describe('AdamW learning rate of the TTT steps.'),
+      maxLength: z.coerce
+        .number()
+        .int()
+        .nonnegative()
+        .default(0)
+        .describe(
+          'Training chunk and evaluation window in tokens; 0: 1024 when the starting CLI has ' +
+            '`backend=tensorflow-gpu`, else 512.',
+        ),
+      maxNeighborTokens: z.coerce
+        .number()
+        .int()
+        .nonnegative()
+        .default(0)
+        .describe('Neighbors are cut to their first tokens; 0 trains on whole neighbors, as the reference does.'),
+      maxDocumentBytes: positiveInt
+        .default(1_000_000)
+        .describe('Test documents larger than this are not drawn (explicit ids over it are skipped and counted).'),
       baselines: z
         .union([
           z.string().transform((s) =>
@@ -159,23 +290,39 @@ export const configSchema = z.strictObject({
           z.array(z.string()),
         ])
         .pipe(z.array(z.enum(['random', 'dynamic', 'in-context'])))
-        .default(['random']),
-      /** Leave out neighbors whose text equals the test document's (they are counted either way). */
-      excludeExactCopies: bool.default(false),
-      /** Dynamic evaluation: passes over the test document's first half (the paper reports 7). */
-      dynamicIterations: positiveInt.default(7),
-      /** Documents evaluated at once across the gpu-queue workers. */
-      concurrency: positiveInt.default(1),
-      /** A document's activity heartbeats after every neighbor: one neighbor's steps must fit in this. */
-      heartbeatTimeoutSeconds: positiveInt.default(900),
-      /**
-       * Workers save a document's training state to the run every this many neighbors, and a retry continues from
-       * it instead of replaying the steps; for big models with long neighbors. 0 (default) replays: for SmolLM2 on a
-       * CPU a checkpoint costs about four steps (`npm run bench:checkpoint`).
-       */
-      checkpointEvery: z.coerce.number().int().nonnegative().default(0),
+        .default(['random'])
+        .describe('Baselines computed on the same documents in the same run.'),
+      excludeExactCopies: bool
+        .default(false)
+        .describe("Leave out neighbors whose text equals the test document's (they are counted either way)."),
+      dynamicIterations: positiveInt
+        .default(7)
+        .describe("Dynamic evaluation: passes over the test document's first half (the paper reports 7)."),
+      concurrency: positiveInt.default(1).describe('Documents evaluated at once across the gpu-queue workers.'),
+      heartbeatTimeoutSeconds: positiveInt
+        .default(900)
+        .describe(
+          "A document's activity heartbeats after every neighbor and is retried elsewhere once its worker is silent " +
+            "this long: one neighbor's steps must fit in it. Also the heartbeat timeout of the run's query " +
+            'embedding, retrieval and compaction.',
+        ),
+      checkpointEvery: z.coerce
+        .number()
+        .int()
+        .nonnegative()
+        .default(0)
+        .describe(
+          "Workers save a document's training state to the run every this many neighbors, and a retry continues " +
+            'from it instead of replaying the steps; for big models with long neighbors. 0 replays: for SmolLM2 on ' +
+            'a CPU a checkpoint costs about four steps (`npm run bench:checkpoint`).',
+        ),
     })
-    .prefault({}),
+    .prefault({})
+    .describe(
+      "Evaluations (`tttnn eval start`): TTT-NN on test documents with the paper's settings, and its baselines. " +
+        "A run's settings (all but `root`, `concurrency` and `heartbeatTimeoutSeconds`) are fixed in its `run.json` " +
+        'when it starts; `eval resume` reads them from there.',
+    ),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -235,7 +382,7 @@ function readConfigFile(file: string): Record<string, unknown> {
 const sections = new Set(Object.keys(configSchema.shape));
 
 /** S3_SECRET_ACCESS_KEY -> ['s3', 'secretAccessKey']; TOOLS_DIR -> ['toolsDir']. */
-function envKeyToPath(key: string): string[] {
+export function envKeyToPath(key: string): string[] {
   const camel = (parts: string[]) =>
     parts.map((p, i) => (i === 0 ? p.toLowerCase() : p[0]!.toUpperCase() + p.slice(1).toLowerCase())).join('');
   const parts = key.split('_');
@@ -244,6 +391,11 @@ function envKeyToPath(key: string): string[] {
     return [section, camel(parts.slice(1))];
   }
   return [camel(parts)];
+}
+
+/** The environment variable of a field, the inverse of envKeyToPath: ['s3', 'accessKeyId'] -> TTTNN_S3_ACCESS_KEY_ID. */
+export function envVariableName(fieldPath: readonly string[]): string {
+  return `TTTNN_${fieldPath.map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_')}`;
 }
 
 function setPath(target: Record<string, unknown>, keys: string[], value: unknown, source: string): void {
