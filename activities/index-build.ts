@@ -93,7 +93,13 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
           .slice(0, 16);
       const buildUrl = joinUrl(input.outUrl, `builds/${buildId}`);
       const out = deps.openStore(buildUrl);
-      const ref = { buildId, buildUrl, shards: shards.length, documents: corpus.body.summary.documents };
+      const ref = {
+        buildId,
+        buildUrl,
+        corpusVersion: corpus.body.version,
+        shards: shards.length,
+        documents: corpus.body.summary.documents,
+      };
       if (await out.stat(MANIFEST_FILE)) return { ...ref, done: true };
       const plan: IndexBuildPlan = {
         buildId,
