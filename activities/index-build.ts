@@ -185,7 +185,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
           const flat = new Float32Array(vectors.length * dimensions);
           vectors.forEach((v, i) => flat.set(v, i * dimensions));
           const file = path.join(scratch, 'segment.parquet');
-          await writeVectorsFile(file, kept, flat, dimensions);
+          await writeVectorsFile(file, kept, flat, dimensions, plan.embed.vectorPrecision ?? 'float32');
           const key = `embeddings/${shardName(input.index)}/${shardName(segments.length)}.parquet`;
           const info = await out.putFile(key, file);
           segments.push({ ...info, firstRow: first, rows: slice.length, vectors: kept.length, skipped });

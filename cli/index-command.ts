@@ -39,7 +39,14 @@ export function indexBuildInput(config: Config, options: IndexBuildOptions): Ind
       ? options.corpus
       : `${options.corpus.replace(/\/+$/, '')}/${MANIFEST_FILE}`,
     encoder: c.encoder,
-    embed: { maxLength: c.maxLength, normalize: true, batchSize: c.batchSize, segmentRows: c.segmentRows },
+    embed: {
+      maxLength: c.maxLength,
+      normalize: true,
+      batchSize: c.batchSize,
+      segmentRows: c.segmentRows,
+      // Only when not the default, so that a float32 build keeps the id it had before the option existed.
+      ...(c.vectorPrecision !== 'float32' ? { vectorPrecision: c.vectorPrecision } : {}),
+    },
     index: {
       kind: c.kind,
       metric: c.metric,

@@ -2,7 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
-import { INDEX_KINDS } from './index/kinds';
+import { INDEX_KINDS, VECTOR_PRECISIONS } from './index/kinds';
 
 /**
  * The one configuration object. Sources, later ones winning: defaults < config file < environment < flags.
@@ -111,6 +111,8 @@ export const configSchema = z.strictObject({
       batchSize: positiveInt.default(32),
       /** Documents per uploaded embedding segment: what a retried shard need not redo. */
       segmentRows: positiveInt.default(1024),
+      /** How the embedding segments store vectors: float16 halves their size; indexes are built from float32. */
+      vectorPrecision: z.enum(VECTOR_PRECISIONS).default('float32'),
       kind: z.enum(INDEX_KINDS).default('usearch'),
       /** Squared L2 ('l2sq', as faiss IndexFlatL2 and the reference) or cosine distance. */
       metric: z.enum(['l2sq', 'cos']).default('l2sq'),
