@@ -93,7 +93,13 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
           .slice(0, 16);
       const buildUrl = joinUrl(input.outUrl, `builds/${buildId}`);
       const out = deps.openStore(buildUrl);
-      const ref = { buildId, buildUrl, shards: shards.length, documents: corpus.body.summary.documents };
+      const ref = {
+        buildId,
+        buildUrl,
+        corpusVersion: corpus.body.version,
+        shards: shards.length,
+        documents: corpus.body.summary.documents,
+      };
       if (await out.stat(MANIFEST_FILE)) return { ...ref, done: true };
       const plan: IndexBuildPlan = {
         buildId,
@@ -179,7 +185,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
           const flat = new Float32Array(vectors.length * dimensions);
           vectors.forEach((v, i) => flat.set(v, i * dimensions));
           const file = path.join(scratch, 'segment.parquet');
-          await writeVectorsFile(file, kept, flat, dimensions);
+          await writeVectorsFile(file, kept, flat, dimensions, plan.embed.vectorPrecision ?? 'float32');
           const key = `embeddings/${shardName(input.index)}/${shardName(segments.length)}.parquet`;
           const info = await out.putFile(key, file);
           segments.push({ ...info, firstRow: first, rows: slice.length, vectors: kept.length, skipped });

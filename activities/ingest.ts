@@ -3,7 +3,12 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Context, ApplicationFailure } from '@temporalio/activity';
-import { DEFAULT_COMPRESSION, DocumentShardWriter, type ParquetCompression } from '../core/corpus/document-shards';
+import {
+  DEFAULT_COMPRESSION,
+  DocumentShardWriter,
+  type ParquetCompression,
+  ROW_GROUP_LIMITS,
+} from '../core/corpus/document-shards';
 import { isCompressedPileFile, isPileFile, readPileLines } from '../core/corpus/pile-reader';
 import { mapOrdered } from '../core/map-ordered';
 import type { ArtifactStore, ObjectInfo } from '../core/store/artifact-store';
@@ -24,7 +29,10 @@ import {
 } from '../workflows/shared';
 
 export const INGEST_MANIFEST_KIND = 'tttnn.ingest';
-/** Bumped when the shard layout changes, so that old and new outputs never share a version. */
+/**
+ * Bumped when the shard layout changes, so that old and new outputs never share a version. (The row-group limits
+ * enter the version by value.)
+ */
 const INGEST_FORMAT = 1;
 const SHARD_COMPRESSION: ParquetCompression = DEFAULT_COMPRESSION;
 const FINGERPRINT_BYTES = 1024 * 1024;
@@ -44,6 +52,8 @@ export interface IngestManifestBody {
   input: { storeUrl: string; files: IngestFileRef[] };
   limits: IngestLimits;
   compression: ParquetCompression;
+  /** Where the shards' row groups end (rows, text bytes): part of the version, as the limits are. Absent before. */
+  rowGroups?: typeof ROW_GROUP_LIMITS;
   /** Every damaged file is listed here (the summary returned to the workflow keeps the first 100). */
   summary: IngestManifestSummary;
   files: FileIngestResult[];
@@ -81,7 +91,13 @@ export function createIngestActivities(deps: IngestDeps) {
         }
         const version = createHash('sha256')
           .update(
-            JSON.stringify({ format: INGEST_FORMAT, compression: SHARD_COMPRESSION, limits: input.limits, files }),
+            JSON.stringify({
+              format: INGEST_FORMAT,
+              compression: SHARD_COMPRESSION,
+              rowGroups: ROW_GROUP_LIMITS,
+              limits: input.limits,
+              files,
+            }),
           )
           .digest('hex')
           .slice(0, 16);
@@ -293,6 +309,7 @@ export function createIngestActivities(deps: IngestDeps) {
           input: { storeUrl: plan.inputStoreUrl, files: new StreamedArray(() => plans.files(plan)) },
           limits: input.limits,
           compression: SHARD_COMPRESSION,
+          rowGroups: ROW_GROUP_LIMITS,
           // Complete by the time it is written: the objects, which fill it in, come first in the manifest.
           summary,
           files: new StreamedArray(records),

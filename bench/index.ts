@@ -24,6 +24,7 @@ import { ensureMiniLM } from '../infra/models';
 import { machineLine, runPythonJson } from './harness';
 import { readSampleTexts } from './sample-texts';
 import { clusteredVectors } from './vectors';
+import { benchVectorsFile } from './vectors-file';
 
 /**
  * `npm run bench:index`: every index kind on the same vectors, queries and exact ground truth, beside faiss
@@ -374,29 +375,6 @@ async function benchDataset(title: string, base: Float32Array, queries: Float32A
         `${fmt.bytes(RAM_FLOOR)}: allocator noise).`,
     );
     if (faiss.note) console.log(faiss.note);
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** Writes and reads back a vectors file (Parquet) of `count` vectors: the embedding artifact's speed. */
-async function benchVectorsFile(vectors: Float32Array, d: number): Promise<void> {
-  const count = vectors.length / d;
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-bench-vectors-'));
-  try {
-    const file = path.join(dir, 'vectors.parquet');
-    const rows = Array.from({ length: count }, (_, i) => ({ docId: `doc-${i}`, shardRow: i }));
-    let t0 = performance.now();
-    await writeVectorsFile(file, rows, vectors, d);
-    const writeS = seconds(t0);
-    t0 = performance.now();
-    await readVectorsFile(file);
-    const readS = seconds(t0);
-    const size = (await fs.stat(file)).size;
-    console.log(
-      `vectors file (Parquet, @dsnp/parquetjs), ${count} × ${d}: write ${fmt.rate(count / writeS)} vectors/s ` +
-        `(${writeS.toFixed(1)} s), read ${fmt.rate(count / readS)} vectors/s (${readS.toFixed(1)} s), ${fmt.bytes(size)}`,
-    );
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

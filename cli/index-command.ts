@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../core/config';
-import { startOrAttach } from './temporal-client';
+import { SEARCH_ATTRIBUTES, ensureSearchAttributes, startOrAttach } from './temporal-client';
 import { embedTexts } from '../core/embed';
 import { INDEX_MANIFEST_KIND, type IndexManifestBody, promoteBuild } from '../core/index/build-layout';
 import { IndexBuildReader, type NeighborText, resolveBuildId } from '../core/index/retrieve';
@@ -40,7 +40,14 @@ export function indexBuildInput(config: Config, options: IndexBuildOptions): Ind
       ? options.corpus
       : `${options.corpus.replace(/\/+$/, '')}/${MANIFEST_FILE}`,
     encoder: c.encoder,
-    embed: { maxLength: c.maxLength, normalize: true, batchSize: c.batchSize, segmentRows: c.segmentRows },
+    embed: {
+      maxLength: c.maxLength,
+      normalize: true,
+      batchSize: c.batchSize,
+      segmentRows: c.segmentRows,
+      // Only when not the default, so that a float32 build keeps the id it had before the option existed.
+      ...(c.vectorPrecision !== 'float32' ? { vectorPrecision: c.vectorPrecision } : {}),
+    },
     index: {
       kind: c.kind,
       metric: c.metric,
@@ -59,18 +66,30 @@ export function indexBuildInput(config: Config, options: IndexBuildOptions): Ind
   };
 }
 
-/** One workflow per request: the same request attaches to the running build (or returns the finished one). */
+/**
+ * One workflow per request: the same request attaches to the running build (or returns the finished one). The build
+ * is searchable in the Temporal UI by encoder from its start, and by build id and corpus version once planned (the
+ * workflow sets those: the build id needs the encoder's digest, which only a worker with its files can compute).
+ */
 export async function startIndexBuild(
   client: Client,
   config: Config,
   input: IndexBuildInput,
+  log: (line: string) => void = () => undefined,
 ): Promise<WorkflowHandle<typeof buildIndexWorkflow>> {
   const { promote: _promote, ...what } = input;
   const id = input.buildId ?? createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 12);
+  const searchable = await ensureSearchAttributes(client, log);
   return startOrAttach(client, buildIndexWorkflow, {
     workflowId: `index-build/${id}`,
     taskQueue: taskQueueName(config.temporal.taskQueuePrefix, 'cpu'),
     args: [input],
+    ...(searchable && {
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.encoder, value: input.encoder },
+        ...(input.buildId !== undefined ? [{ key: SEARCH_ATTRIBUTES.indexBuild, value: input.buildId }] : []),
+      ],
+    }),
   });
 }
 

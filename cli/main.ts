@@ -185,6 +185,7 @@ index
           client,
           c,
           indexBuildInput(c, { ...opts, promote: opts.promote === true }),
+          log,
         );
         log(`index build workflow ${handle.workflowId} (Temporal UI: http://127.0.0.1:${c.temporal.uiPort})`);
         log(formatIndexSummary(await followIndexBuild(client, handle, opts.progress)));

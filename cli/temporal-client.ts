@@ -5,9 +5,12 @@ import {
   type WorkflowHandle,
   type WorkflowStartOptions,
 } from '@temporalio/client';
-import { type Workflow, SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import type { Workflow } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { Config } from '../core/config';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+
+export { SEARCH_ATTRIBUTES };
 
 export async function connectClient(config: Config): Promise<Client> {
   let connection: Connection;
@@ -38,16 +41,9 @@ export async function startOrAttach<W extends Workflow>(
   }
 }
 
-/** Custom search attributes of tttnn's runs: filter them in the Temporal UI (`TttnnRunId = "run-…"`). */
-export const SEARCH_ATTRIBUTES = {
-  runId: defineSearchAttributeKey('TttnnRunId', SearchAttributeType.KEYWORD),
-  model: defineSearchAttributeKey('TttnnModel', SearchAttributeType.KEYWORD),
-  indexBuild: defineSearchAttributeKey('TttnnIndexBuild', SearchAttributeType.KEYWORD),
-};
-
 /**
  * Registers the search attributes on the namespace when missing (the local dev server; a cluster where this client
- * may). Where it may not (Temporal Cloud without the permission), runs start without them: false, and a hint.
+ * may). Where it may not (Temporal Cloud without the permission), workflows start without them: false, and a hint.
  */
 export async function ensureSearchAttributes(client: Client, log: (line: string) => void): Promise<boolean> {
   const { operatorService } = client.connection;
@@ -65,10 +61,10 @@ export async function ensureSearchAttributes(client: Client, log: (line: string)
     return true;
   } catch (err) {
     log(
-      `note: runs start without search attributes (${(err as Error).message.split('\n')[0]}); register ` +
+      `note: workflows start without search attributes (${(err as Error).message.split('\n')[0]}); register ` +
         `${Object.values(SEARCH_ATTRIBUTES)
           .map((key) => key.name)
-          .join(', ')} as Keyword ('temporal operator search-attribute create') to filter runs in the UI`,
+          .join(', ')} as Keyword ('temporal operator search-attribute create') to filter runs and builds in the UI`,
     );
     return false;
   }

@@ -2,7 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
-import { INDEX_KINDS } from './index/kinds';
+import { INDEX_KINDS, VECTOR_PRECISIONS } from './index/kinds';
 
 /**
  * The one configuration object. Sources, later ones winning: defaults < config file < environment < flags.
@@ -207,6 +207,12 @@ export const configSchema = z.strictObject({
       segmentRows: positiveInt
         .default(1024)
         .describe('Documents per uploaded embedding segment: what a retried shard need not redo.'),
+      vectorPrecision: z
+        .enum(VECTOR_PRECISIONS)
+        .default('float32')
+        .describe(
+          'How the embedding segments store vectors: float16 halves their size; indexes are built from float32.',
+        ),
       kind: z
         .enum(INDEX_KINDS)
         .default('usearch')

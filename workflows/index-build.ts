@@ -1,4 +1,4 @@
-import { executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { executeChild, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { IndexBuildActivities } from '../activities/index-build';
 import { type Counters, pagedStageId, pagedWorkWorkflow } from './paged';
 import { activityOptions } from './profiles';
@@ -8,6 +8,7 @@ import {
   type IndexBuildSummary,
   indexBuildProgressQuery,
 } from './index-types';
+import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { taskQueueName } from './shared';
 
 /**
@@ -31,6 +32,14 @@ export async function buildIndexWorkflow(input: IndexBuildInput): Promise<IndexB
 
   const build = await control.planIndexBuild(input);
   Object.assign(progress, { buildId: build.buildId, shardsTotal: build.shards, documentsTotal: build.documents });
+  // The starter sets the encoder only where the namespace has the attributes registered: upserting an unregistered
+  // one would fail the workflow task. (A build started before builds were searchable has none, and upserts nothing.)
+  if (workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.encoder) !== undefined) {
+    upsertSearchAttributes([
+      { key: SEARCH_ATTRIBUTES.indexBuild, value: build.buildId },
+      { key: SEARCH_ATTRIBUTES.corpus, value: build.corpusVersion },
+    ]);
+  }
   const forEachShard = (stage: 'verify' | 'embed' | 'index', activity: keyof IndexBuildActivities): Promise<Counters> =>
     executeChild(pagedWorkWorkflow, {
       workflowId: pagedStageId(workflowInfo().workflowId, stage),

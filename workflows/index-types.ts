@@ -30,6 +30,8 @@ export interface IndexBuildInput {
 export interface IndexBuildRef {
   buildId: string;
   buildUrl: string;
+  /** The corpus manifest's version (content-derived), as `tttnn ingest` printed it. */
+  corpusVersion: string;
   shards: number;
   documents: number;
   /** The build's manifest exists already: nothing to do. */

@@ -27,8 +27,13 @@ function documentSchema(compression: ParquetCompression): ParquetSchema {
   });
 }
 
-/** Rows per row group: small enough that a shard of long documents stays bounded in memory while writing. */
-const ROW_GROUP_SIZE = 2048;
+/**
+ * When a row group ends: at `rows` rows, or before the row that would take its texts (UTF-8) past `textBytes`. A
+ * reader of one neighbor's text decodes its whole row group, so the bytes bound what that costs, and a shard of long
+ * documents stays bounded in memory while writing; a document longer than the bound has a row group of its own.
+ * Part of the ingest version: other limits lay out other shards.
+ */
+export const ROW_GROUP_LIMITS = { rows: 2048, textBytes: 4 * 1024 * 1024 } as const;
 
 /**
  * Snappy: the Parquet ecosystem's default codec. Measured on 210 MB of generated Pile text (bench:ingest input):
@@ -37,25 +42,57 @@ const ROW_GROUP_SIZE = 2048;
  */
 export const DEFAULT_COMPRESSION: ParquetCompression = 'SNAPPY';
 
-/** Streams rows into a local Parquet file, holding one row group at a time. Output depends only on the rows. */
+/**
+ * Streams rows into a local Parquet file, holding one row group at a time. Output depends only on the rows.
+ *
+ * parquetjs ends a row group only inside appendRow, once the row it was given makes `rowGroupSize` rows, and has no
+ * public flush. So each row is held back until the next arrives: only then is it known whether that next row fits
+ * in the group, and the held row is appended with `rowGroupSize` set to end the group with it when it does not.
+ */
 export class DocumentShardWriter {
+  /** The row not yet handed to parquetjs, and its text's UTF-8 length. */
+  private held: { row: DocumentRow; textBytes: number } | undefined;
+  /** Rows and text bytes in the row group being filled (handed to parquetjs, not yet written). */
+  private groupRows = 0;
+  private groupTextBytes = 0;
+
   private constructor(private readonly writer: ParquetWriter) {}
 
   static async open(localPath: string, compression: ParquetCompression = DEFAULT_COMPRESSION) {
     // Data page v1: the most widely readable layout (DuckDB, pyarrow, Spark).
     const writer = await ParquetWriter.openFile(documentSchema(compression), localPath, {
-      rowGroupSize: ROW_GROUP_SIZE,
+      rowGroupSize: ROW_GROUP_LIMITS.rows,
       useDataPageV2: false,
     });
     return new DocumentShardWriter(writer);
   }
 
-  append(row: DocumentRow): Promise<void> {
-    return this.writer.appendRow({ ...row });
+  async append(row: DocumentRow): Promise<void> {
+    const next = { row, textBytes: Buffer.byteLength(row.text, 'utf8') };
+    if (this.held) {
+      const bytes = this.groupTextBytes + this.held.textBytes;
+      await this.appendHeld(bytes + next.textBytes > ROW_GROUP_LIMITS.textBytes);
+    }
+    this.held = next;
   }
 
-  close(): Promise<void> {
-    return this.writer.close();
+  async close(): Promise<void> {
+    if (this.held) await this.appendHeld(true);
+    await this.writer.close();
+  }
+
+  /** Hands the held row to parquetjs, ending the row group with it if `endsGroup` (or at the row limit). */
+  private async appendHeld(endsGroup: boolean): Promise<void> {
+    const { row, textBytes } = this.held!;
+    this.held = undefined;
+    this.writer.setRowGroupSize(endsGroup ? this.groupRows + 1 : ROW_GROUP_LIMITS.rows);
+    await this.writer.appendRow({ ...row });
+    this.groupRows += 1;
+    this.groupTextBytes += textBytes;
+    if (endsGroup || this.groupRows === ROW_GROUP_LIMITS.rows) {
+      this.groupRows = 0;
+      this.groupTextBytes = 0;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ArtifactStore, ObjectInfo } from '../store/artifact-store';
 import { MANIFEST_FILE, readManifest } from '../store/manifest';
+import type { VectorPrecision } from './kinds';
 import type { IndexParams } from './vector-index';
 
 /**
@@ -25,6 +26,11 @@ export interface EmbedSettings {
   batchSize: number;
   /** Documents per committed segment: a retried shard resumes after the last segment it uploaded. */
   segmentRows: number;
+  /**
+   * How the segments store vectors. Absent means float32: builds planned before the option keep their ids, and a
+   * float32 build requested now gets the id it had then.
+   */
+  vectorPrecision?: Exclude<VectorPrecision, 'float32'>;
 }
 
 export interface EmbeddingSegment {

@@ -139,6 +139,19 @@ describe('index build on the real Temporal server and versitygw', () => {
     expect(summary).toMatchObject({ shards: 6, documents: 96, vectors: 96, skipped: {} });
     expect(summary.recall.min).toBeGreaterThanOrEqual(0.9);
 
+    // Findable in the Temporal UI by build id, corpus version and encoder (visibility lags the start a little).
+    const corpusVersion = corpusManifestUrl.split('/').at(-2)!;
+    const query =
+      `TttnnIndexBuild = '${summary.buildId}' AND TttnnCorpus = '${corpusVersion}' ` +
+      `AND TttnnEncoder = '${config.index.encoder}'`;
+    const found = await waitFor('the build in visibility', async () => {
+      const ids: string[] = [];
+      for await (const execution of client.workflow.list({ query })) ids.push(execution.workflowId);
+      return ids.length > 0 ? ids : undefined;
+    });
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(/^index-build\//);
+
     const { probes, results, texts } = await neighborsOf(config, summary.buildId);
     probes.forEach((probe, q) => {
       expect(results[q]![0]!.docId).toBe(probe.docId);

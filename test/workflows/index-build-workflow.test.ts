@@ -31,6 +31,7 @@ describe('buildIndexWorkflow', () => {
     const ref: IndexBuildRef = {
       buildId: 'b1',
       buildUrl: 's3://x/builds/b1',
+      corpusVersion: 'v1',
       shards,
       documents: shards * 10,
       done: false,

@@ -5,12 +5,16 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { type LoadedEncoder, createIndexBuildActivities } from '../../../activities/index-build';
 import { INGEST_MANIFEST_KIND } from '../../../activities/ingest';
+import { indexBuildInput } from '../../../cli/index-command';
 import { modelDigest } from '../../../core/checkpoints/from-store';
+import { loadConfig } from '../../../core/config';
 import { type DocumentRow, writeDocumentShard } from '../../../core/corpus/document-shards';
-import type { EmbeddingRecord } from '../../../core/index/build-layout';
+import { type EmbeddingRecord, INDEX_MANIFEST_KIND, type IndexManifestBody } from '../../../core/index/build-layout';
+import { fromFloat16Bits, toFloat16Bits } from '../../../core/index/float16';
+import { readVectorsFile } from '../../../core/index/vectors-file';
 import { loadEncoder } from '../../../core/models/registry';
 import type { ArtifactStore } from '../../../core/store/artifact-store';
-import { writeManifest } from '../../../core/store/manifest';
+import { readManifest, writeManifest } from '../../../core/store/manifest';
 import { openStore } from '../../../core/store/open-store';
 import type { EmbedShardHeartbeat, IndexBuildInput, IndexBuildRef } from '../../../workflows/index-types';
 
@@ -182,7 +186,46 @@ describe('embedShard', () => {
     expect((await plan({})).buildId).toBe(base.buildId);
     expect((await plan({ index: { kind: 'usearch', metric: 'l2sq' } })).buildId).not.toBe(base.buildId);
     expect((await plan({ embed: { ...input('ids').embed, maxLength: 64 } })).buildId).not.toBe(base.buildId);
+    const half = { ...input('ids').embed, vectorPrecision: 'float16' as const };
+    expect((await plan({ embed: half })).buildId).not.toBe(base.buildId);
+    // The CLI names the precision only when it is not the default: a float32 build keeps the id it had before.
+    const embedOf = (overrides: string[]) =>
+      indexBuildInput(loadConfig({ env: {}, overrides }), { corpus: 'c', promote: false }).embed;
+    expect(embedOf([])).not.toHaveProperty('vectorPrecision');
+    expect(embedOf(['index.vectorPrecision=float32'])).not.toHaveProperty('vectorPrecision');
+    expect(embedOf(['index.vectorPrecision=float16'])).toHaveProperty('vectorPrecision', 'float16');
     expect((await plan({ buildId: 'mine' })).buildId).toBe('mine');
+  });
+
+  it('at float16, stores the nearest halves of the float32 vectors and builds the index from them', async () => {
+    const { acts } = activities();
+    const env = new MockActivityEnvironment();
+    const full: IndexBuildRef = await env.run(acts.planIndexBuild, input('float32'));
+    const half: IndexBuildRef = await env.run(acts.planIndexBuild, {
+      ...input('float16'),
+      embed: { ...input('float16').embed, vectorPrecision: 'float16' as const },
+    });
+    const firstSegment = async (buildUrl: string) => {
+      await env.run(acts.embedShard, { buildUrl, index: 0 });
+      const local = path.join(root, `segment-${path.basename(buildUrl)}.parquet`);
+      await fs.writeFile(local, await openStore(buildUrl, {} as never).getBytes('embeddings/00000/00000.parquet'));
+      return readVectorsFile(local);
+    };
+    const [f32, f16] = [await firstSegment(full.buildUrl), await firstSegment(half.buildUrl)];
+    expect([f32.precision, f16.precision]).toEqual(['float32', 'float16']);
+    expect(f16.docIds).toEqual(f32.docIds);
+    expect(f16.vectors).toEqual(f32.vectors.map((x) => fromFloat16Bits(toFloat16Bits(x))));
+
+    await env.run(acts.embedShard, { buildUrl: half.buildUrl, index: 1 });
+    for (const index of [0, 1]) await env.run(acts.buildShardIndex, { buildUrl: half.buildUrl, index });
+    const summary = await env.run(acts.writeIndexManifest, { buildUrl: half.buildUrl });
+    expect(summary).toMatchObject({ vectors: 49, recall: { min: 1 } });
+    const manifest = await readManifest<IndexManifestBody>(
+      openStore(half.buildUrl, {} as never),
+      'manifest.json',
+      INDEX_MANIFEST_KIND,
+    );
+    expect(manifest?.body.embed.vectorPrecision).toBe('float16');
   });
 
   it('refuses an encoder whose files differ from the build plan, naming both digests', async () => {

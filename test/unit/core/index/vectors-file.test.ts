@@ -8,6 +8,7 @@ import {
   VectorsFileWriter,
   writeVectorsFile,
 } from '../../../../core/index/vectors-file';
+import { fromFloat16Bits, toFloat16Bits } from '../../../../core/index/float16';
 import { clusteredVectors } from '../../../../bench/vectors';
 
 const D = 16;
@@ -72,7 +73,37 @@ describe('vectors file', () => {
       shardRows: new Int32Array(0),
       vectors: new Float32Array(0),
       dimensions: D,
+      precision: 'float32',
     });
+  });
+
+  test('at float16: a smaller file that reads back as the nearest halves, in parquetjs and DuckDB (FLOAT[])', async () => {
+    const file = path.join(dir, 'half.parquet');
+    const writer = await VectorsFileWriter.open(file, D, 'float16');
+    await writer.append(rows.slice(0, 400), vectors.subarray(0, 400 * D));
+    await writer.append(rows.slice(400), vectors.subarray(400 * D));
+    await writer.close();
+    const single = path.join(dir, 'single.parquet');
+    await writeVectorsFile(single, rows, vectors, D);
+    expect((await fs.stat(file)).size).toBeLessThan(0.7 * (await fs.stat(single)).size);
+
+    const back = await readVectorsFile(file);
+    expect(back).toMatchObject({ dimensions: D, precision: 'float16' });
+    expect(back.docIds).toEqual(rows.map((r) => r.docId));
+    expect(Array.from(back.shardRows)).toEqual(rows.map((r) => r.shardRow));
+    const halves = vectors.map((x) => fromFloat16Bits(toFloat16Bits(x)));
+    expect(bits(back.vectors)).toEqual(bits(halves));
+    // Unit vectors' components are in [-1, 1]: within half an ulp of 2^-10, relative, of the float32 value.
+    vectors.subarray(0, 5 * D).forEach((x, i) => expect(Math.abs(back.vectors[i]! - x)).toBeLessThanOrEqual(2 ** -12));
+    // Beyond half's range: the float32 extremes become Infinity, a float32 subnormal 0; signed zero stays.
+    expect(Array.from(back.vectors.subarray(5 * D, 5 * D + 4))).toEqual([-0, 0, Infinity, -0]);
+
+    const duck = await (await DuckDBInstance.create(':memory:')).connect();
+    const types = await duck.runAndReadAll(`DESCRIBE SELECT doc_id, shard_row, vector FROM read_parquet('${file}')`);
+    expect(types.getRowObjectsJson().map((r) => r.column_type)).toEqual(['VARCHAR', 'INTEGER', 'FLOAT[]']);
+    const read = await duck.runAndReadAll(`SELECT vector FROM read_parquet('${file}')`);
+    const fromDuck = Float32Array.from(read.getRows().flatMap((r) => (r[0] as DuckDBListValue).items as number[]));
+    expect(bits(fromDuck)).toEqual(bits(halves));
   });
 
   test('refuses mismatched input and damaged files with an Error naming the file', async () => {
