@@ -21,8 +21,10 @@
  *
  * Repeats: a picked candidate stays a candidate (activeft's too). With λ > 0 its own variance stays positive,
  * k_1(x_p, x_p) = vλ / (v + λ), so a second copy of it still tells something, less than the first; a repeat in
- * the picks means "train on it again". Exact duplicates (the same text twice in the corpus) are the same vector,
- * so they tie on every score, and ties go to the lower index: the copy after the first is never picked. Copies
+ * the picks means "train on it again". As λ grows, conditioning fades and SIFT keeps repeating the nearest
+ * neighbour: large λ is not nearest-neighbour order. Exact duplicates (the same text twice in the corpus) are the
+ * same vector, so they tie on every score, and ties go to the lower index: the copy after the first is never
+ * picked (a vector and its negation tie too: only squared covariances count). Copies
  * whose embeddings differ by rounding would not tie, so callers that know the texts' hashes pass them as `keys`,
  * and only the first candidate of each key is considered. activeft breaks ties by its DataLoader's shuffle, so
  * between copies it picks either.
@@ -34,10 +36,10 @@
  * once above 1/α, stays above it, as it does on the parity fixture (σ_t falls ever more slowly as picks add up).
  */
 
-/** activeft's default λ (`Retriever(lambda_=0.01)`). */
+/** activeft's default λ (`Retriever(llambda=0.01)` in 0.1.1, renamed `lambda_` since). */
 export const DEFAULT_SIFT_LAMBDA = 0.01;
 
-/** activeft's default pool size in its examples (`Retriever.search(K=...)`) and the issue's. */
+/** The pool size K to preselect by default (the issue's; activeft's `Retriever.search` has no default K). */
 export const DEFAULT_SIFT_POOL = 200;
 
 export interface SiftOptions {
@@ -138,8 +140,8 @@ export function selectSift(
  * Retriever preselects them with a faiss IndexFlatIP (on vectors as given: it normalises nothing, we do). With
  * `alsoOpposite` (the Retriever's default, `also_query_opposite=True`) it ranks by |⟨x̂, q̂⟩|: a vector pointing
  * away from the query is as informative about it, since only squared covariances enter σ². The Retriever merges
- * a search for q and one for −q, which is this ranking whenever the index holds at least 2k vectors (with fewer,
- * a vector can come twice). Best first; ties go to the lower index.
+ * a search for q and one for −q and keeps the k largest inner products of both, which is this ranking (checked
+ * for 100 to 250 vectors, k = 100). Best first; ties go to the lower index (faiss's order among ties is its own).
  */
 export function siftCandidatePool(
   query: Float32Array,
