@@ -24,10 +24,10 @@
  * the picks means "train on it again". As λ grows, conditioning fades and SIFT keeps repeating the nearest
  * neighbour: large λ is not nearest-neighbour order. Exact duplicates (the same text twice in the corpus) are the
  * same vector, so they tie on every score, and ties go to the lower index: the copy after the first is never
- * picked (a vector and its negation tie too: only squared covariances count). Copies
- * whose embeddings differ by rounding would not tie, so callers that know the texts' hashes pass them as `keys`,
- * and only the first candidate of each key is considered. activeft breaks ties by its DataLoader's shuffle, so
- * between copies it picks either.
+ * picked (a vector and its negation tie too: only squared covariances count). Copies whose embeddings differ by
+ * rounding would not tie, so callers that know the texts' hashes pass them as `keys`, and only the first candidate
+ * of each key is considered. activeft breaks ties by rounding and its DataLoader's shuffle, so between copies it
+ * picks either.
  *
  * Adaptive SIFT (`alpha`; activeft commit 908e363, "Adaptive SIFT", after 0.1.1): with σ_t the posterior standard
  * deviation (not the variance) after t picks, t counted from 1, pick t is dropped when σ_t > 1 / (α t). Since
