@@ -114,7 +114,8 @@ export function selectSift(
     picks.push(pickable[p] as number);
     variances.push(variance);
 
-    // Condition on x_p: u(x_j) = k_t(x_j, x_p) / √(k_t(x_p, x_p) + λ), k_t(x_j, x_p) = ⟨x̂_j, x̂_p⟩ − Σ_s u_s(x_j) u_s(x_p).
+    // Condition on x_p: u(x_j) = k_t(x_j, x_p) / √(k_t(x_p, x_p) + λ),
+    // with k_t(x_j, x_p) = ⟨x̂_j, x̂_p⟩ − Σ_s u_s(x_j) u_s(x_p).
     const scale = 1 / Math.sqrt((candidateVariance[p] as number) + lambda);
     const xp = x[p] as Float64Array;
     const u = new Float64Array(K);
