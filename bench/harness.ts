@@ -26,14 +26,17 @@ export function benchPython(): string {
 /**
  * Runs `bench/<script>` with BENCH_PYTHON and parses the JSON on the last line of its stdout. Returns why not
  * (as a string) when the Python or its packages are missing or the script fails, so that a bench can still print
- * its own figures. `side` names that side and the packages it needs, for the message.
+ * its own figures. `side` names that side and the packages it needs, for the message, and may name its Python.
  */
 export async function runPythonJson<T>(
   script: string,
   args: string[],
-  side = { name: 'PyTorch', needs: 'torch, transformers and sentence-transformers' },
+  side: { name: string; needs: string; python?: string } = {
+    name: 'PyTorch',
+    needs: 'torch, transformers and sentence-transformers',
+  },
 ): Promise<T | string> {
-  const python = benchPython();
+  const python = side.python ?? benchPython();
   // From dist/bench/*.js the scripts are two folders up, in the source tree.
   const file = [path.join(__dirname, script), path.join(__dirname, '..', '..', 'bench', script)].find(existsSync);
   if (file === undefined) return `bench/${script} not found`;
