@@ -153,7 +153,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
           const flat = new Float32Array(vectors.length * encoder.hiddenSize);
           vectors.forEach((v, i) => flat.set(v, i * encoder.hiddenSize));
           await writer.append(
-            batch.map((d, i) => ({ docId: d.docId, shardRow: start + i })),
+            batch.map((d, i) => ({ docId: d.docId, shardRow: start + i, domain: d.domain })),
             flat,
           );
           ctx.heartbeat({ embedded: start + batch.length, of: selection.length });
@@ -503,6 +503,7 @@ async function drawRandomNeighbors(
         docId: map.docIds[row]!,
         corpusShard: shards[s]!.shard,
         shardRow: map.shardRows[row]!,
+        domain: map.domains?.[row] ?? '',
       });
     }
     lists.push(list);
@@ -522,6 +523,7 @@ async function documentTexts(
     docId: d.docId,
     corpusShard: d.corpusShard,
     shardRow: d.shardRow,
+    domain: d.domain,
   }));
   return neighborTexts(deps.openStore(testStoreUrl), asNeighbors, deps.cacheDir);
 }

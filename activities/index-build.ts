@@ -154,14 +154,14 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
         const { segmentRows } = plan.embed;
         for (let first = segments.length * segmentRows; first < rows.length; first += segmentRows) {
           const slice = rows.slice(first, first + segmentRows);
-          const kept: { docId: string; shardRow: number; text: string }[] = [];
+          const kept: { docId: string; shardRow: number; domain: string; text: string }[] = [];
           const skipped: Record<string, number> = {};
           slice.forEach((row, i) => {
             // A text with no token of its own would be embedded from the special tokens alone: not a neighbor.
             if (loaded.tokenizer.encode(row.text, { addSpecialTokens: false }).length === 0) {
               skipped.empty_tokens = (skipped.empty_tokens ?? 0) + 1;
             } else {
-              kept.push({ docId: row.doc_id, shardRow: first + i, text: row.text });
+              kept.push({ docId: row.doc_id, shardRow: first + i, domain: row.domain, text: row.text });
             }
           });
           const vectors: Float32Array[] = [];
@@ -225,6 +225,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
       try {
         const docIds: string[] = [];
         const shardRows: number[] = [];
+        const domains: string[] = [];
         const parts: Float32Array[] = [];
         let dimensions = 0;
         for (const segment of embedded.segments) {
@@ -233,6 +234,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
           const read = await readVectorsFile(local);
           docIds.push(...read.docIds);
           shardRows.push(...Array.from(read.shardRows, Number));
+          domains.push(...read.domains);
           if (read.docIds.length > 0) {
             parts.push(read.vectors);
             dimensions = read.dimensions;
@@ -254,7 +256,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
           record.index = await out.putFile(`index/${shardName(input.index)}.${plan.index.kind}`, file);
           record.ids = await out.putBytes(
             `index/${shardName(input.index)}.ids.json`,
-            JSON.stringify({ docIds, shardRows } satisfies ShardIds),
+            JSON.stringify({ docIds, shardRows, domains } satisfies ShardIds),
           );
         }
         record.seconds = (Date.now() - started) / 1000;

@@ -15,7 +15,7 @@ import type { IndexParams } from './vector-index';
 export const INDEX_MANIFEST_KIND = 'tttnn.index';
 
 /** Bumped when the build's layout changes, so that old and new builds never share an id. */
-export const INDEX_FORMAT = 1;
+export const INDEX_FORMAT = 2; // 2: neighbor domains in the id maps
 
 /** What the encoder sees of each document and how embeddings are committed (one segment file at a time). */
 export interface EmbedSettings {
@@ -92,6 +92,8 @@ export interface ShardIndexRecord {
 export interface ShardIds {
   docIds: string[];
   shardRows: number[];
+  /** Each row's domain (builds of format 1 have none). */
+  domains?: string[];
 }
 
 export interface IndexManifestBody {

@@ -3,7 +3,7 @@ import type { Neighbor } from './retrieve';
 
 /**
  * Neighbor lists as Parquet, one row per (query, rank): `query` (the query's position in its batch), `query_id`,
- * `rank` (from 1), `doc_id`, `distance`, `corpus_shard`, `shard_row`. Readable as they are by DuckDB and pyarrow,
+ * `rank` (from 1), `doc_id`, `distance`, `domain`, `corpus_shard`, `shard_row`. Readable as they are by DuckDB and pyarrow,
  * so that every figure computed from them can be traced to its neighbors.
  */
 const schema = new ParquetSchema({
@@ -12,6 +12,7 @@ const schema = new ParquetSchema({
   rank: { type: 'INT32' },
   doc_id: { type: 'UTF8' },
   distance: { type: 'DOUBLE' },
+  domain: { type: 'UTF8' },
   corpus_shard: { type: 'UTF8' },
   shard_row: { type: 'INT32' },
 });
@@ -26,6 +27,7 @@ export async function writeNeighborsFile(localPath: string, queryIds: readonly s
         rank: n.rank,
         doc_id: n.docId,
         distance: n.distance,
+        domain: n.domain,
         corpus_shard: n.corpusShard,
         shard_row: n.shardRow,
       });
@@ -47,6 +49,7 @@ export async function readNeighborsFile(localPath: string): Promise<{ queryIds: 
         rank: Number(r.rank),
         docId: String(r.doc_id),
         distance: Number(r.distance),
+        domain: typeof r.domain === 'string' ? r.domain : '',
         corpusShard: String(r.corpus_shard),
         shardRow: Number(r.shard_row),
       });

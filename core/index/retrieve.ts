@@ -16,10 +16,11 @@ export interface Neighbor {
   /** The corpus shard (its key in the corpus version) and the document's row in it. */
   corpusShard: string;
   shardRow: number;
+  /** The neighbor's domain (`meta.pile_set_name`); empty from a build that did not record it. */
+  domain: string;
 }
 
 export interface NeighborText extends Neighbor {
-  domain: string;
   text: string;
 }
 
@@ -119,6 +120,7 @@ export function mergeTopK(
           docId: shard.ids.docIds[row]!,
           corpusShard: shard.corpusShard,
           shardRow: shard.ids.shardRows[row]!,
+          domain: shard.ids.domains?.[row] ?? '',
         });
       }
     }

@@ -7,7 +7,7 @@ import type { VectorPrecision } from './kinds';
 
 /**
  * The embeddings of one corpus shard, as Parquet: one row per document — `doc_id` (UTF8), `shard_row` (INT32, the
- * document's row in its corpus shard) and `vector` (repeated FLOAT: pyarrow reads it as list<float>, DuckDB as
+ * document's row in its corpus shard), `domain` (UTF8, its Pile set; empty when unknown) and `vector` (repeated FLOAT: pyarrow reads it as list<float>, DuckDB as
  * FLOAT[]). Row i of the file is row i of the index built from it. The dimension is also kept in the file's
  * key-value metadata (`tttnn.dimensions`), so that a file of zero rows still says it. float32 values round-trip
  * bit-exactly (parquetjs writes FLOAT with writeFloatLE).
@@ -27,11 +27,15 @@ import type { VectorPrecision } from './kinds';
 export interface VectorRow {
   docId: string;
   shardRow: number;
+  /** The document's domain (`meta.pile_set_name`), so that neighbor lists can say it without reading the corpus. */
+  domain?: string;
 }
 
 export interface VectorsFile {
   docIds: string[];
   shardRows: Int32Array;
+  /** Empty strings for a file written before domains were recorded. */
+  domains: string[];
   /** float32 whatever the file stores. */
   vectors: Float32Array;
   dimensions: number;
@@ -45,6 +49,8 @@ const ROW_GROUP_SIZE = 4096;
 const columns = {
   doc_id: { type: 'UTF8', compression: 'UNCOMPRESSED' },
   shard_row: { type: 'INT32', compression: 'UNCOMPRESSED' },
+  // A handful of names repeated on every row: Snappy makes them nearly free.
+  domain: { type: 'UTF8', compression: 'SNAPPY' },
 } as const;
 // Min/max statistics of a vector's components mean nothing, and cost a Set insertion per value.
 const schemas: Record<VectorPrecision, ParquetSchema> = {
@@ -97,7 +103,7 @@ export class VectorsFileWriter {
       throw new Error(`${this.path}: ${rows.length} rows need ${rows.length * d} floats, got ${vectors.length}`);
     }
     for (let i = 0; i < rows.length; i++) {
-      const { docId, shardRow } = rows[i] as VectorRow;
+      const { docId, shardRow, domain = '' } = rows[i] as VectorRow;
       if (!Number.isInteger(shardRow) || shardRow < 0 || shardRow > 0x7fffffff) {
         throw new Error(`${this.path}: shard_row of ${docId} must be an integer in [0, 2^31), got ${shardRow}`);
       }
@@ -105,6 +111,7 @@ export class VectorsFileWriter {
       await this.writer.appendRow({
         doc_id: docId,
         shard_row: shardRow,
+        domain,
         vector: this.precision === 'float32' ? Array.from(vector) : halves(vector),
       });
     }
@@ -193,11 +200,12 @@ export async function readVectorsFile(localPath: string): Promise<VectorsFile> {
     const meta = reader.getMetadata()[DIMENSIONS_KEY];
     let dimensions = meta === undefined ? undefined : Number(meta);
     const docIds: string[] = [];
+    const domains: string[] = [];
     const shardRows = new Int32Array(count);
     let vectors = new Float32Array(dimensions === undefined ? 0 : count * dimensions);
     const cursor = reader.getCursor();
     for (let i = 0, record = await cursor.next(); record; i++, record = await cursor.next()) {
-      const r = record as { doc_id: unknown; shard_row: unknown; vector?: unknown };
+      const r = record as { doc_id: unknown; shard_row: unknown; domain?: unknown; vector?: unknown };
       const stored = (r.vector ?? []) as number[] | Buffer[];
       const vector =
         precision === 'float32'
@@ -212,12 +220,13 @@ export async function readVectorsFile(localPath: string): Promise<VectorsFile> {
         throw new Error(`${localPath}: row ${i} has a ${vector.length}-dimensional vector, expected ${dimensions}`);
       }
       docIds.push(String(r.doc_id));
+      domains.push(typeof r.domain === 'string' ? r.domain : '');
       shardRows[i] = Number(r.shard_row);
       vectors.set(vector, i * dimensions);
     }
     if (docIds.length !== count) throw new Error(`${localPath}: ${docIds.length} rows read, footer says ${count}`);
     if (dimensions === undefined || !(dimensions > 0)) throw new Error(`${localPath}: no vector dimension recorded`);
-    return { docIds, shardRows, vectors, dimensions, precision };
+    return { docIds, shardRows, domains, vectors, dimensions, precision };
   } catch (err) {
     const message = (err as Error).message;
     throw message.startsWith(localPath) ? err : new Error(`${localPath}: corrupt vectors file (${message})`);

@@ -9,7 +9,8 @@ import { ingestInput, startIngest } from '../../cli/ingest-command';
 import { connectClient } from '../../cli/temporal-client';
 import type { Config } from '../../core/config';
 import type { EvalResultRow } from '../../core/eval/results';
-import { documentKey } from '../../core/eval/run-layout';
+import { RETRIEVAL_DIR, documentKey } from '../../core/eval/run-layout';
+import { readNeighborsFile } from '../../core/index/neighbors-file';
 import { openStore } from '../../core/store/open-store';
 import { localServerSpecs } from '../../infra/local-infra';
 import { ensureServer, stopServer } from '../../infra/managed-process';
@@ -154,6 +155,18 @@ describe('evaluation on the real Temporal server and versitygw', () => {
         expect(Number.isFinite(row[column])).toBe(true);
       }
     }
+    // The neighbor lists persisted before training name each neighbor's domain, as the results rows do.
+    const lists = await withDownload(
+      openStore(`${config.eval.root}/runs/${undisturbedId}`, config),
+      `${RETRIEVAL_DIR}/neighbors.parquet`,
+      readNeighborsFile,
+    );
+    for (const row of expected.rows) {
+      const persisted = lists.lists[row.doc_index]!;
+      expect(persisted.map((n) => n.docId)).toEqual(row.neighbor_ids);
+      expect(persisted.map((n) => n.domain)).toEqual(row.neighbor_domains);
+      for (const domain of row.neighbor_domains) expect(['Github', 'ArXiv', 'Pile-CC', 'FreeLaw']).toContain(domain);
+    }
     // Neighbors trained on lower bits/byte on average (the tiny model learns the generated vocabulary).
     const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
     expect(mean(expected.rows.map((r) => r.bits_per_byte.at(-1)!))).toBeLessThan(
@@ -250,3 +263,19 @@ describe('evaluation on the real Temporal server and versitygw', () => {
     expect(String(failure?.cause?.cause?.message)).toMatch(/was started with other settings.*eval resume/);
   }, 600_000);
 });
+
+/** Runs `read` on a local copy of a store object. */
+async function withDownload<T>(
+  store: ReturnType<typeof openStore>,
+  key: string,
+  read: (file: string) => Promise<T>,
+): Promise<T> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-download-'));
+  try {
+    const file = path.join(dir, path.basename(key));
+    await fs.writeFile(file, await store.getBytes(key));
+    return await read(file);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}

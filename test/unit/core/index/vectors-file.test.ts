@@ -16,7 +16,11 @@ const N = 1000;
 const vectors = clusteredVectors({ n: N, dimensions: D, clusters: 10, sigma: 0.1, seed: 3, normalize: true });
 // Values that a lossy path would change: signed zero, a subnormal, the extremes of float32.
 vectors.set([-0, 1e-40, 3.4028234663852886e38, -1.1754943508222875e-38], 5 * D);
-const rows: VectorRow[] = Array.from({ length: N }, (_, i) => ({ docId: `doc-${i * 7}-é`, shardRow: i * 3 }));
+const rows: VectorRow[] = Array.from({ length: N }, (_, i) => ({
+  docId: `doc-${i * 7}-é`,
+  shardRow: i * 3,
+  domain: ['ArXiv', 'Github', 'Pile-CC'][i % 3]!,
+}));
 
 const bits = (v: Float32Array) => new Uint32Array(v.buffer, v.byteOffset, v.length);
 
@@ -46,6 +50,7 @@ describe('vectors file', () => {
     expect(back.dimensions).toBe(D);
     expect(back.docIds).toEqual(rows.map((r) => r.docId));
     expect(Array.from(back.shardRows)).toEqual(rows.map((r) => r.shardRow));
+    expect(back.domains).toEqual(rows.map((r) => r.domain));
     expect(bits(back.vectors)).toEqual(bits(vectors));
 
     const duck = await (await DuckDBInstance.create(':memory:')).connect();
@@ -70,6 +75,7 @@ describe('vectors file', () => {
     await writeVectorsFile(empty, [], new Float32Array(0), D);
     expect(await readVectorsFile(empty)).toEqual({
       docIds: [],
+      domains: [],
       shardRows: new Int32Array(0),
       vectors: new Float32Array(0),
       dimensions: D,
