@@ -4,7 +4,7 @@
 # with --integration, the named integration test files (they reuse running test servers or start their own, as
 # `npm test` does).
 #
-#   scripts/test-node-versions.sh                         # the claimed pair: 22.23.5 and 24.22.3
+#   scripts/test-node-versions.sh                         # the tested pair, package.json config.testedNode
 #   scripts/test-node-versions.sh 22.13.0 24.0.0          # any versions
 #   scripts/test-node-versions.sh --integration test/integration/index-build.test.ts 24.22.3
 #
@@ -24,9 +24,8 @@ while [ $# -gt 0 ]; do
     *) versions+=("$1"); shift ;;
   esac
 done
-[ ${#versions[@]} -gt 0 ] || versions=(22.23.5 24.22.3)
-
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+[ ${#versions[@]} -gt 0 ] || read -r -a versions <<<"$(node -p "require('$repo/package.json').config.testedNode")"
 cache="${TTTNN_CACHE_DIR:-$HOME/.cache/tttnn}"
 root="${TTTNN_NODE_VERSIONS_DIR:-${TMPDIR:-/tmp}/tttnn-node-versions}"
 npm_cli="${NPM_CLI:-$(npm root -g)/npm/bin/npm-cli.js}"
@@ -72,9 +71,9 @@ for v in "${versions[@]}"; do
     line+=" engine-warnings=$(wc -l <"$work/logs/engine-warnings.txt")"
     step build node "$npm_cli" run build &&
       step lint node node_modules/eslint/bin/eslint.js . &&
-      step unit node node_modules/jest/bin/jest.js test/unit
+      step unit node node_modules/jest/bin/jest.js --runInBand test/unit
     for f in "${integration[@]}"; do
-      step "int-$(basename "$f" .test.ts)" node node_modules/jest/bin/jest.js "$f"
+      step "int-$(basename "$f" .test.ts)" node node_modules/jest/bin/jest.js --runInBand "$f"
     done
   fi
   for log in "$work"/logs/unit.log "$work"/logs/int-*.log; do
