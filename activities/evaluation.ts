@@ -330,18 +330,11 @@ async function documentCheckpointing(
 ): Promise<Checkpointing | undefined> {
   if (every <= 0) return undefined;
   const key = checkpointKey(index);
-  const scratch = () => fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-checkpoint-'));
-  const withScratch = async <T>(work: (file: string) => Promise<T>): Promise<T> => {
-    const dir = await scratch();
-    try {
-      return await work(path.join(dir, 'document.ckpt'));
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
-  };
+  const withFile = <T>(work: (file: string) => Promise<T>) =>
+    withScratch((dir) => work(path.join(dir, 'document.ckpt')));
   let resume: DocumentCheckpoint | undefined;
   if (await out.stat(key)) {
-    resume = await withScratch(async (file) => {
+    resume = await withFile(async (file) => {
       await pipeline(await out.openRead(key), createWriteStream(file));
       return readCheckpointFile(file);
     });
@@ -350,7 +343,7 @@ async function documentCheckpointing(
     every,
     ...(resume && { resume }),
     save: (checkpoint) =>
-      withScratch(async (file) => {
+      withFile(async (file) => {
         await writeCheckpointFile(file, checkpoint);
         await out.putFile(key, file);
       }),
@@ -537,7 +530,12 @@ async function withScratch<T>(work: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-async function withLocalCopy<T>(out: ArtifactStore, key: string, read: (localPath: string) => Promise<T>): Promise<T> {
+/** Runs `read` on a local copy of a store object (small ones: read whole). */
+export async function withLocalCopy<T>(
+  out: ArtifactStore,
+  key: string,
+  read: (localPath: string) => Promise<T>,
+): Promise<T> {
   return withScratch(async (dir) => {
     const local = path.join(dir, path.basename(key));
     await fs.writeFile(local, await out.getBytes(key));

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { withLocalCopy } from '../../activities/evaluation';
 import { evaluationInput, evaluationWorkflowId, readRunResults, startEvaluation } from '../../cli/eval-command';
 import { indexBuildInput, startIndexBuild } from '../../cli/index-command';
 import { ingestInput, startIngest } from '../../cli/ingest-command';
@@ -156,7 +157,7 @@ describe('evaluation on the real Temporal server and versitygw', () => {
       }
     }
     // The neighbor lists persisted before training name each neighbor's domain, as the results rows do.
-    const lists = await withDownload(
+    const lists = await withLocalCopy(
       openStore(`${config.eval.root}/runs/${undisturbedId}`, config),
       `${RETRIEVAL_DIR}/neighbors.parquet`,
       readNeighborsFile,
@@ -265,19 +266,3 @@ describe('evaluation on the real Temporal server and versitygw', () => {
     expect(String(failure?.cause?.cause?.message)).toMatch(/was started with other settings.*eval resume/);
   }, 600_000);
 });
-
-/** Runs `read` on a local copy of a store object. */
-async function withDownload<T>(
-  store: ReturnType<typeof openStore>,
-  key: string,
-  read: (file: string) => Promise<T>,
-): Promise<T> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-download-'));
-  try {
-    const file = path.join(dir, path.basename(key));
-    await fs.writeFile(file, await store.getBytes(key));
-    return await read(file);
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
