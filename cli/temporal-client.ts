@@ -9,13 +9,15 @@ import type { Workflow } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { Config } from '../core/config';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { temporalTls } from '../core/temporal-tls';
 
 export { SEARCH_ATTRIBUTES };
 
 export async function connectClient(config: Config): Promise<Client> {
   let connection: Connection;
+  const tls = temporalTls(config.temporal);
   try {
-    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5 seconds' });
+    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5 seconds', tls });
   } catch {
     throw new Error(
       `cannot reach the Temporal server at ${config.temporal.address}: start it with 'tttnn infra up' or set temporal.address`,

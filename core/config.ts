@@ -97,6 +97,14 @@ export const configSchema = z.strictObject({
       httpPort: port.default(7243).describe("Port of the local dev server's HTTP API."),
       metricsPort: port.default(7244).describe("Port of the local dev server's metrics endpoint."),
       ui: bool.default(true).describe("Serve the local dev server's web UI (`false` starts it headless)."),
+      tlsCertFile: z
+        .string()
+        .default('')
+        .describe(
+          'PEM client certificate for mTLS to the Temporal server (Temporal Cloud); with `tlsKeyFile`, every ' +
+            'connection uses TLS with this client certificate. Empty: plain gRPC.',
+        ),
+      tlsKeyFile: z.string().default('').describe('PEM private key of `tlsCertFile`.'),
     })
     .prefault({})
     .describe(
@@ -123,6 +131,14 @@ export const configSchema = z.strictObject({
         .describe(
           "Secret access key (and the local server's root secret): prints as `***` and is scrubbed from error " +
             "messages. The default is the local server's fixed key; set your own for any other store.",
+        ),
+      credentials: z
+        .enum(['static', 'aws'])
+        .default('static')
+        .describe(
+          "`static` signs with `accessKeyId` and `secretAccessKey`; `aws` takes credentials from the AWS SDK's " +
+            'default chain (an EC2 instance profile, `AWS_*` variables, SSO) and ignores the two keys: no long-lived ' +
+            'keys on AWS machines.',
         ),
       forcePathStyle: bool
         .default(true)

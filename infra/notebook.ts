@@ -57,8 +57,10 @@ export async function executeResultsNotebook(options: {
     // pyarrow's S3 client takes the standard AWS variables; the endpoint is ours (unset on AWS it is the default).
     TTTNN_S3_ENDPOINT: config.s3.endpoint,
     AWS_REGION: config.s3.region,
-    AWS_ACCESS_KEY_ID: config.s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: config.s3.secretAccessKey.reveal(),
+    // With `s3.credentials=aws` pyarrow finds the instance profile (or the AWS_* variables) itself.
+    ...(config.s3.credentials === 'static'
+      ? { AWS_ACCESS_KEY_ID: config.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: config.s3.secretAccessKey.reveal() }
+      : {}),
   };
   try {
     await run(python, [EXECUTE, RESULTS_NOTEBOOK, notebook], { env, cwd: outDir, maxBuffer: 64 * 1024 * 1024 });

@@ -18,6 +18,7 @@ import { languageModelPool } from './language-models';
 import { SearchThread } from '../core/index/search-thread';
 import { modelDigest } from '../core/checkpoints/from-store';
 import { type Config, parseGroups } from '../core/config';
+import { temporalTls } from '../core/temporal-tls';
 import { loadEncoder } from '../core/models/registry';
 import { openStore } from '../core/store/open-store';
 import { ensureEngine } from '../infra/engine';
@@ -111,7 +112,10 @@ export async function startWorkers(
     });
     runtimeInstalled = true;
   }
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect({
+    address: config.temporal.address,
+    tls: temporalTls(config.temporal),
+  });
   const workers: Worker[] = [];
   try {
     for (const kind of config.worker.queues) {

@@ -30,6 +30,7 @@ export function s3Client(s3: Config['s3']): S3Client {
     s3.region,
     s3.forcePathStyle,
     s3.maxAttempts,
+    s3.credentials,
     s3.accessKeyId,
     secretDigest,
   ]);
@@ -39,7 +40,10 @@ export function s3Client(s3: Config['s3']): S3Client {
       endpoint: s3.endpoint,
       region: s3.region,
       forcePathStyle: s3.forcePathStyle,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey.reveal() },
+      // `aws`: the SDK's default chain (instance profile, environment, SSO), refreshed by the SDK as it expires.
+      ...(s3.credentials === 'static'
+        ? { credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey.reveal() } }
+        : {}),
       // The SDK's standard retry mode: exponential backoff with jitter on throttling, 5xx and network errors.
       maxAttempts: s3.maxAttempts,
       retryMode: 'standard',
