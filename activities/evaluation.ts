@@ -221,7 +221,11 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
           const t0 = performance.now();
           const candidates = pool.lists[q] ?? [];
           const query = queries.vectors.subarray(q * d, (q + 1) * d);
-          const selected = siftPicks(query, candidates, (row) => vectors.get(row), { n: settings.k, ...sift });
+          const selected = siftPicks(query, candidates, (row) => vectors.get(row), {
+            n: settings.k,
+            lambda: sift.lambda,
+            alpha: sift.alpha,
+          });
           lists.push(selected.picks);
           facts.push({
             query: q,
