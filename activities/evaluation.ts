@@ -17,6 +17,9 @@ import {
   RANDOM_NEIGHBORS_FILE,
   RETRIEVAL_DIR,
   RUN_FILE,
+  SIFT_NEIGHBORS_FILE,
+  SIFT_POOL_FILE,
+  SIFT_SELECTION_FILE,
   checkpointKey,
   SELECTION_FILE,
   type SelectedDocument,
@@ -39,7 +42,14 @@ import {
   readBuildManifest,
   resolveBuildId,
 } from '../core/index/retrieve';
-import { VectorsFileWriter } from '../core/index/vectors-file';
+import { VectorsFileWriter, readVectorsFile } from '../core/index/vectors-file';
+import {
+  type SiftSelectionFacts,
+  readSiftSelectionFile,
+  siftPicks,
+  vectorsByCorpusRow,
+  writeSiftSelectionFile,
+} from '../core/selection/sift-neighbors';
 import type { ArtifactStore, ObjectInfo } from '../core/store/artifact-store';
 import { MANIFEST_FILE, readManifest, readVerified, writeManifest } from '../core/store/manifest';
 import { splitStoreUrl } from '../core/store/open-store';
@@ -101,6 +111,8 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
     once(`${runUrl}|selection`, () => withLocalCopy(store(runUrl), SELECTION_FILE, readSelectionFile));
   const neighborsOf = (runUrl: string, key: string) =>
     once(`${runUrl}|${key}`, async () => (await withLocalCopy(store(runUrl), key, readNeighborsFile)).lists);
+  const siftFactsOf = (runUrl: string) =>
+    once(`${runUrl}|sift-facts`, () => withLocalCopy(store(runUrl), SIFT_SELECTION_FILE, readSiftSelectionFile));
   const store = (url: string) => deps.openStore(url);
 
   return {
@@ -121,6 +133,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
         parts: plan.parts,
         queriesEmbedded: (await out.stat(QUERIES_FILE)) !== undefined,
         retrieved: (await out.stat(`${RETRIEVAL_DIR}/${MANIFEST_FILE}`)) !== undefined,
+        siftSelected: input.settings.sift !== undefined && (await out.stat(SIFT_SELECTION_FILE)) !== undefined,
         finished: (await out.stat(MANIFEST_FILE)) !== undefined,
       };
     },
@@ -168,6 +181,79 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
     },
 
     /**
+     * The SIFT baseline's picks for every document, persisted before any training as the nearest neighbors are:
+     * SIFT over each document's pool (`retrieval/pool.parquet`) with the vectors the index build embedded for it,
+     * each segment that holds a pool member read once. Writes `sift/neighbors.parquet`, then `sift/selection.jsonl`
+     * last, so a retry that finds the latter does nothing.
+     */
+    async selectSiftNeighbors(input: { runUrl: string }): Promise<Counters> {
+      const ctx = Context.current();
+      const out = store(input.runUrl);
+      if (await out.stat(SIFT_SELECTION_FILE)) return {};
+      const [settings, plan] = await Promise.all([settingsOf(input.runUrl), planOf(input.runUrl)]);
+      const sift = settings.sift;
+      if (!sift) throw ApplicationFailure.nonRetryable(`run ${settings.runId} has no SIFT baseline`, 'BadInput');
+      let progress: Record<string, number | string> = { stage: 'reading' };
+      const beat = setInterval(() => ctx.heartbeat(progress), 1000);
+      try {
+        const indexRoot = store(settings.indexRoot);
+        const build = await readBuildManifest(indexRoot, plan.buildId);
+        const objects = new Map(build.objects.map((o) => [o.key, o]));
+        const [pool, queries] = await Promise.all([
+          withLocalCopy(out, SIFT_POOL_FILE, readNeighborsFile),
+          withLocalCopy(out, QUERIES_FILE, readVectorsFile),
+        ]);
+        const vectors = await vectorsByCorpusRow(
+          build.body,
+          pool.lists.flat(),
+          async (key) => {
+            const object = objects.get(key);
+            if (!object) throw new Error(`the manifest of build ${plan.buildId} does not list ${key}`);
+            const indexed = { ...object, key: `builds/${plan.buildId}/${key}` };
+            return readVectorsFile(await cachedObject(indexRoot, indexed, path.join(deps.cacheDir, 'index-cache')));
+          },
+          (done, of) => (progress = { stage: 'segments', done, of }),
+        );
+        const d = queries.dimensions;
+        const lists: Neighbor[][] = [];
+        const facts: SiftSelectionFacts[] = [];
+        for (const [q, queryId] of queries.docIds.entries()) {
+          const t0 = performance.now();
+          const candidates = pool.lists[q] ?? [];
+          const query = queries.vectors.subarray(q * d, (q + 1) * d);
+          const selected = siftPicks(query, candidates, (row) => vectors.get(row), {
+            n: settings.k,
+            lambda: sift.lambda,
+            alpha: sift.alpha,
+          });
+          lists.push(selected.picks);
+          facts.push({
+            query: q,
+            queryId,
+            pool: candidates.length,
+            picks: selected.picks.length,
+            stop: selected.stop,
+            priorVariance: selected.priorVariance,
+            variance: selected.variance,
+            varianceAtStop: Number.isNaN(selected.varianceAtStop) ? null : selected.varianceAtStop,
+            seconds: (performance.now() - t0) / 1000,
+          });
+          progress = { stage: 'selecting', done: q + 1, of: queries.docIds.length };
+          await new Promise((resolve) => setImmediate(resolve)); // lets the heartbeat timer run
+        }
+        await withScratch(async (dir) => {
+          await writeNeighborsFile(path.join(dir, 'neighbors.parquet'), queries.docIds, lists);
+          await out.putFile(SIFT_NEIGHBORS_FILE, path.join(dir, 'neighbors.parquet'));
+          await writeSiftSelectionFile(path.join(dir, 'selection.jsonl'), facts);
+          await out.putFile(SIFT_SELECTION_FILE, path.join(dir, 'selection.jsonl'));
+        });
+        return { siftDocuments: lists.length, siftSegments: vectors.segments };
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    /**
      * One test document: TTT-NN over its persisted neighbors and the run's baselines, on this worker's loaded model.
      * The result is committed once (a conditional create of `documents/<index>.json`): a retry or a second worker
      * finds it and returns its counters without redoing the work.
@@ -189,8 +275,10 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
       const wantsRandom = settings.neighbors === 'random' || settings.baselines.includes('random');
       const nearest = (await neighborsOf(input.runUrl, `${RETRIEVAL_DIR}/neighbors.parquet`))[input.index] ?? [];
       const drawn = wantsRandom ? ((await neighborsOf(input.runUrl, RANDOM_NEIGHBORS_FILE))[input.index] ?? []) : [];
+      const picked = settings.sift ? ((await neighborsOf(input.runUrl, SIFT_NEIGHBORS_FILE))[input.index] ?? []) : [];
+      const selectionFacts = settings.sift ? (await siftFactsOf(input.runUrl))[input.index] : undefined;
       const texts = (list: Neighbor[]) => neighborTexts(store(plan.indexedStoreUrl), list, deps.cacheDir);
-      const [neighbors, random] = await Promise.all([texts(nearest), texts(drawn)]);
+      const [neighbors, random, siftPicked] = await Promise.all([texts(nearest), texts(drawn), texts(picked)]);
       const retrievalSeconds = (performance.now() - t0) / 1000;
 
       const checkpointing = await documentCheckpointing(out, input.index, deps.checkpointEvery ?? 0);
@@ -218,6 +306,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
                 text: test!.text,
                 neighbors: settings.neighbors === 'random' ? random.slice(0, nearest.length) : neighbors,
                 random,
+                ...(settings.sift && { sift: { picks: siftPicked, stop: selectionFacts?.stop ?? -1 } }),
               },
               { ...settings, buildId: plan.buildId },
               beat,
@@ -231,6 +320,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
       }
       row.seconds_retrieval = retrievalSeconds;
       row.seconds_total += retrievalSeconds;
+      if (row.skip_reason === '') row.seconds_selection = selectionFacts?.seconds ?? 0;
       if (!(await out.putBytesIfUnchanged(key, encodeRow(row), undefined))) {
         // Another attempt committed this document first (a retry that outlived its heartbeat): its result stands.
         return rowCounters(decodeRow((await out.getBytes(key)).toString('utf8')));
@@ -353,7 +443,7 @@ async function documentCheckpointing(
 /** What a document adds to the run's counters. */
 function rowCounters(row: EvalResultRow): Counters {
   if (row.skip_reason !== '') return { documents: 1, [`skipped_${row.skip_reason}`]: 1 };
-  return { documents: 1, evaluated: 1, steps: row.steps + row.random_steps + row.dynamic_steps };
+  return { documents: 1, evaluated: 1, steps: row.steps + row.random_steps + row.sift_steps + row.dynamic_steps };
 }
 
 /** run.json is written once; a second start of the run id with other settings is refused, naming the run. */

@@ -26,7 +26,7 @@ import {
 } from '../core/index/build-layout';
 import type { EmbedShardHeartbeat, IndexBuildInput, IndexBuildRef, IndexBuildSummary } from '../workflows/index-types';
 import { INGEST_MANIFEST_KIND, type IngestManifestBody } from './ingest';
-import { promoteBuild } from '../core/index/build-layout';
+import { embeddingSegmentKey, promoteBuild } from '../core/index/build-layout';
 
 export interface LoadedEncoder {
   encoder: Encoder;
@@ -186,7 +186,7 @@ export function createIndexBuildActivities(deps: IndexBuildDeps) {
           vectors.forEach((v, i) => flat.set(v, i * dimensions));
           const file = path.join(scratch, 'segment.parquet');
           await writeVectorsFile(file, kept, flat, dimensions, plan.embed.vectorPrecision ?? 'float32');
-          const key = `embeddings/${shardName(input.index)}/${shardName(segments.length)}.parquet`;
+          const key = embeddingSegmentKey(input.index, segments.length);
           const info = await out.putFile(key, file);
           segments.push({ ...info, firstRow: first, rows: slice.length, vectors: kept.length, skipped });
           ctx.heartbeat({ segments: [...segments], documentsDone: first + slice.length } satisfies EmbedShardHeartbeat);

@@ -34,7 +34,7 @@ export interface RetrievalDeps {
   searchThread: SearchThread;
 }
 
-/** What one group's search leaves in `<outUrl>/groups/<g>.json`: per query, that group's top k. */
+/** What one group's search leaves in `<outUrl>/groups/<g>.json`: per query, that group's top max(k, poolK). */
 type GroupCandidates = Neighbor[][];
 
 export function createRetrievalActivities(deps: RetrievalDeps) {
@@ -79,8 +79,9 @@ export function createRetrievalActivities(deps: RetrievalDeps) {
           ),
         );
         const queries = await queryFiles(input.queriesUrl, () => readQueries(deps, input.queriesUrl));
-        const results = await deps.searchThread.search(searchJob(manifest, shards, queries.vectors, input.k));
-        const candidates: GroupCandidates = mergeTopK(shards, results, queries.ids.length, input.k, input.maxDistance);
+        const k = searchK(input);
+        const results = await deps.searchThread.search(searchJob(manifest, shards, queries.vectors, k));
+        const candidates: GroupCandidates = mergeTopK(shards, results, queries.ids.length, k, input.maxDistance);
         await out.putBytes(key, JSON.stringify(candidates));
         return { groups: 1, shards: shards.length };
       } finally {
@@ -88,7 +89,10 @@ export function createRetrievalActivities(deps: RetrievalDeps) {
       }
     },
 
-    /** Merges the groups' candidates into each query's global top k, writes the neighbor lists and their manifest. */
+    /**
+     * Merges the groups' candidates into each query's global top k, writes the neighbor lists (and, when asked for,
+     * the top poolK as the pool) and their manifest.
+     */
     async mergeNeighbors(input: RetrievalInput & RetrievalPlan): Promise<RetrievalSummary> {
       const out = deps.openStore(input.outUrl);
       const queries = await queryFiles(input.queriesUrl, () => readQueries(deps, input.queriesUrl));
@@ -100,17 +104,33 @@ export function createRetrievalActivities(deps: RetrievalDeps) {
       }
       const lists = merged.map((list) => rankNeighbors(list, input.k));
       const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-neighbors-'));
+      const outUrl = input.outUrl.replace(/\/+$/, '');
       try {
-        const local = path.join(scratch, 'neighbors.parquet');
-        await writeNeighborsFile(local, queries.ids, lists);
-        const object = await out.putFile('neighbors.parquet', local);
+        const write = async (file: string, written: Neighbor[][]) => {
+          await writeNeighborsFile(path.join(scratch, file), queries.ids, written);
+          return out.putFile(file, path.join(scratch, file));
+        };
+        const objects = [await write('neighbors.parquet', lists)];
+        if (input.poolK !== undefined) {
+          objects.push(
+            await write(
+              'pool.parquet',
+              merged.map((list) => rankNeighbors(list, input.poolK!)),
+            ),
+          );
+        }
         const summary: RetrievalSummary = {
           buildId: input.buildId,
-          neighborsUrl: `${input.outUrl.replace(/\/+$/, '')}/neighbors.parquet`,
+          neighborsUrl: `${outUrl}/neighbors.parquet`,
+          ...(input.poolK !== undefined && { poolUrl: `${outUrl}/pool.parquet` }),
           queries: queries.ids.length,
           neighbors: lists.reduce((n, l) => n + l.length, 0),
         };
-        await writeManifest(out, 'manifest.json', NEIGHBORS_MANIFEST_KIND, [object], { ...summary, k: input.k });
+        await writeManifest(out, 'manifest.json', NEIGHBORS_MANIFEST_KIND, objects, {
+          ...summary,
+          k: input.k,
+          ...(input.poolK !== undefined && { poolK: input.poolK }),
+        });
         return summary;
       } finally {
         await fs.rm(scratch, { recursive: true, force: true });
@@ -120,6 +140,11 @@ export function createRetrievalActivities(deps: RetrievalDeps) {
 }
 
 export type RetrievalActivities = ReturnType<typeof createRetrievalActivities>;
+
+/** Candidates each group keeps per query: enough for the neighbor lists and for the pool. */
+function searchK(input: RetrievalInput): number {
+  return Math.max(input.k, input.poolK ?? 0);
+}
 
 async function readQueries(deps: RetrievalDeps, url: string): Promise<{ ids: string[]; vectors: Float32Array }> {
   const { root, key } = splitStoreUrl(url);

@@ -58,6 +58,7 @@ export function evaluationInput(config: Config, options: EvalStartOptions): Eval
     maxNeighborTokens: e.maxNeighborTokens,
     neighbors: options.neighbors ?? 'nn',
     baselines: [...e.baselines],
+    ...(e.baselines.includes('sift') && { sift: { pool: e.siftPool, lambda: e.siftLambda, alpha: e.siftAlpha } }),
     excludeExactCopies: e.excludeExactCopies,
     dynamicIterations: e.dynamicIterations,
     seed: e.seed,

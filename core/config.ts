@@ -3,6 +3,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
 import { INDEX_KINDS, VECTOR_PRECISIONS } from './index/kinds';
+import { DEFAULT_SIFT_LAMBDA, DEFAULT_SIFT_POOL } from './selection/sift';
 
 /**
  * The one configuration object. Sources, later ones winning: defaults < config file < environment < flags.
@@ -311,9 +312,31 @@ export const configSchema = z.strictObject({
           ),
           z.array(z.string()),
         ])
-        .pipe(z.array(z.enum(['random', 'dynamic', 'in-context'])))
+        .pipe(z.array(z.enum(['random', 'dynamic', 'in-context', 'sift'])))
         .default(['random'])
-        .describe('Baselines computed on the same documents in the same run.'),
+        .describe(
+          'Baselines computed on the same documents in the same run; `sift` trains on the neighbors SIFT selects ' +
+            '(see `siftPool`, `siftLambda`, `siftAlpha`).',
+        ),
+      siftPool: positiveInt
+        .default(DEFAULT_SIFT_POOL)
+        .describe(
+          'SIFT baseline: it picks from this many nearest neighbors of each document (retrieval fetches ' +
+            'max(k, siftPool); TTT-NN still trains on the first k).',
+        ),
+      siftLambda: z.coerce
+        .number()
+        .positive()
+        .default(DEFAULT_SIFT_LAMBDA)
+        .describe("SIFT baseline: λ, the noise variance of one observation (activeft's default 0.01)."),
+      siftAlpha: z.coerce
+        .number()
+        .nonnegative()
+        .default(0)
+        .describe(
+          'SIFT baseline: α of adaptive SIFT; > 0 records per document where the adaptive rule stops (the curve ' +
+            'up to it is the fixed-k curve, nothing is trained twice); 0: no adaptive stop.',
+        ),
       excludeExactCopies: bool
         .default(false)
         .describe("Leave out neighbors whose text equals the test document's (they are counted either way)."),

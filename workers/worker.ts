@@ -45,7 +45,7 @@ function activitiesFor(kind: QueueKind, config: Config, log: (line: string) => v
         ...createIngestActivities(deps),
         ...pick(index, ['planIndexBuild', 'writeIndexManifest', 'withdrawIndexManifest', 'promoteIndexBuild']),
         ...pick(retrieval, ['planRetrieval', 'mergeNeighbors']),
-        ...pick(evaluation, ['planEvaluation', 'compactResults', 'writeEvaluationManifest']),
+        ...pick(evaluation, ['planEvaluation', 'selectSiftNeighbors', 'compactResults', 'writeEvaluationManifest']),
       });
     case 'gpu':
       return failFastOnPermanentErrors({

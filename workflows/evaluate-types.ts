@@ -30,7 +30,7 @@ export interface EvaluationSummary {
 }
 
 export interface EvaluationProgress {
-  phase: 'planning' | 'embedding' | 'retrieving' | 'evaluating' | 'compacting' | 'done';
+  phase: 'planning' | 'embedding' | 'retrieving' | 'selecting' | 'evaluating' | 'compacting' | 'done';
   runId: string;
   buildId?: string;
   documents: number;

@@ -13,7 +13,8 @@ import {
 
 /**
  * TTT-NN evaluation, as the paper runs it and durable: select the test documents, embed them, retrieve every
- * document's neighbors in one batched pass and persist them, then one activity per document on the gpu queue
+ * document's neighbors in one batched pass and persist them (with the SIFT baseline, also a wider pool and SIFT's
+ * picks from it, selected on the cpu queue), then one activity per document on the gpu queue
  * (bits/byte before, a step per chunk of each neighbor, bits/byte after each, the baselines), each result committed
  * once; finally the results compacted into Parquet parts and a manifest. Only references and counts pass through
  * history: the selection, neighbors and results live in the store under the run's URL.
@@ -23,6 +24,7 @@ export async function evaluateWorkflow(input: EvaluationInput): Promise<Evaluati
   const gpu = taskQueueName(input.taskQueuePrefix, 'gpu');
   const control = proxyActivities<EvaluationActivities>(activityOptions('control', cpu));
   const onGpu = proxyActivities<EvaluationActivities>(activityOptions('item', gpu, input.heartbeatTimeoutSeconds));
+  const onCpu = proxyActivities<EvaluationActivities>(activityOptions('item', cpu, input.heartbeatTimeoutSeconds));
   const progress: EvaluationProgress = { phase: 'planning', runId: input.settings.runId, documents: 0 };
   setHandler(evaluationProgressQuery, () => progress);
   const self = workflowInfo().workflowId;
@@ -63,6 +65,7 @@ export async function evaluateWorkflow(input: EvaluationInput): Promise<Evaluati
             build: plan.buildId,
             queriesUrl: `${plan.runUrl}/queries.parquet`,
             k: input.settings.k,
+            ...(input.settings.sift && { poolK: input.settings.sift.pool }),
             maxDistance: input.settings.maxDistance,
             shardsPerGroup: input.shardsPerGroup,
             outUrl: `${plan.runUrl}/retrieval`,
@@ -71,6 +74,11 @@ export async function evaluateWorkflow(input: EvaluationInput): Promise<Evaluati
           },
         ],
       });
+    }
+    if (input.settings.sift && !plan.siftSelected) {
+      // SIFT's picks from the pool, persisted before any training, as the nearest neighbors are.
+      progress.phase = 'selecting';
+      await onCpu.selectSiftNeighbors({ runUrl: plan.runUrl });
     }
     progress.phase = 'evaluating';
     await forEach('evaluate', 'evaluateDocument', plan.documents, { taskQueue: gpu, concurrency: input.concurrency });

@@ -11,6 +11,11 @@ export interface RetrievalInput {
   /** A vectors Parquet file (doc_id = query id, vector) in the store: the batch of queries, by reference. */
   queriesUrl: string;
   k: number;
+  /**
+   * Also keep each query's `poolK` nearest as `pool.parquet` (the SIFT baseline's candidates): the search asks for
+   * max(k, poolK), and `neighbors.parquet` is still the first k.
+   */
+  poolK?: number;
   maxDistance: number;
   shardsPerGroup: number;
   /** Where the per-group candidates, `neighbors.parquet` and its manifest go. */
@@ -27,6 +32,8 @@ export interface RetrievalPlan {
 export interface RetrievalSummary {
   buildId: string;
   neighborsUrl: string;
+  /** Present when `poolK` was asked for. */
+  poolUrl?: string;
   queries: number;
   neighbors: number;
 }

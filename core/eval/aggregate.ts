@@ -41,6 +41,13 @@ export interface DomainSummary {
   reduction: number;
   /** Random-neighbor control at k = 0..K, over the documents it ran for. */
   random: Pooled[];
+  /** SIFT's picks at k = 0..K, over the documents it ran for. */
+  sift: Pooled[];
+  /**
+   * Adaptive SIFT, over the documents with a recorded stop: SIFT's curve at each document's own stop, TTT-NN's at
+   * the same k (as many neighbors, nearest first) and the mean stop.
+   */
+  siftAdaptive: { sift: Pooled; ttt: Pooled; meanStop: number };
   /** Dynamic evaluation: the second half before training, after training on the first half, after TTT-NN. */
   split: { before: Pooled; dynamic: Pooled; ttt: Pooled };
   inContext: Pooled;
@@ -61,6 +68,8 @@ export interface WeightedSummary {
   ttt: number[];
   reduction: number;
   random: number[];
+  sift: number[];
+  siftAdaptive: { sift: number; ttt: number };
   split: { before: number; dynamic: number; ttt: number };
   inContext: number;
   /** Domains with a Pile weight and evaluated documents (their weights renormalised to 1). */
@@ -157,6 +166,8 @@ class Sum {
 export function summarizeDomain(domain: string, rows: readonly EvalResultRow[], k: number): DomainSummary {
   const ttt = Array.from({ length: k + 1 }, () => new Sum());
   const random = Array.from({ length: k + 1 }, () => new Sum());
+  const sift = Array.from({ length: k + 1 }, () => new Sum());
+  const adaptive = { sift: new Sum(), ttt: new Sum(), stops: 0 };
   const split = { before: new Sum(), dynamic: new Sum(), ttt: new Sum() };
   const inContext = new Sum();
   const summary: DomainSummary = {
@@ -171,6 +182,8 @@ export function summarizeDomain(domain: string, rows: readonly EvalResultRow[], 
     ttt: [],
     reduction: NaN,
     random: [],
+    sift: [],
+    siftAdaptive: { sift: adaptive.sift.pooled, ttt: adaptive.ttt.pooled, meanStop: NaN },
     split: { before: split.before.pooled, dynamic: split.dynamic.pooled, ttt: split.ttt.pooled },
     inContext: inContext.pooled,
     shortCurves: 0,
@@ -198,6 +211,14 @@ export function summarizeDomain(domain: string, rows: readonly EvalResultRow[], 
     if (row.nll.length < k + 1) summary.shortCurves += 1;
     for (let i = 0; i <= k; i++) ttt[i]!.add(curveAt(row.nll, i), row.bytes);
     if (row.random_nll.length > 0) for (let i = 0; i <= k; i++) random[i]!.add(curveAt(row.random_nll, i), row.bytes);
+    if (row.sift_nll.length > 0) {
+      for (let i = 0; i <= k; i++) sift[i]!.add(curveAt(row.sift_nll, i), row.bytes);
+      if (row.sift_stop >= 0) {
+        adaptive.sift.add(curveAt(row.sift_nll, row.sift_stop), row.bytes);
+        adaptive.ttt.add(curveAt(row.nll, row.sift_stop), row.bytes);
+        adaptive.stops += row.sift_stop;
+      }
+    }
     if (row.split_bytes > 0 && Number.isFinite(row.split_nll_before)) {
       split.before.add(row.split_nll_before, row.split_bytes);
       if (Number.isFinite(row.split_nll_dynamic)) split.dynamic.add(row.split_nll_dynamic, row.split_bytes);
@@ -215,6 +236,12 @@ export function summarizeDomain(domain: string, rows: readonly EvalResultRow[], 
   }
   summary.ttt = ttt.map((s) => s.pooled);
   summary.random = random.map((s) => s.pooled);
+  summary.sift = sift.map((s) => s.pooled);
+  summary.siftAdaptive = {
+    sift: adaptive.sift.pooled,
+    ttt: adaptive.ttt.pooled,
+    meanStop: adaptive.sift.documents > 0 ? adaptive.stops / adaptive.sift.documents : NaN,
+  };
   summary.split = { before: split.before.pooled, dynamic: split.dynamic.pooled, ttt: split.ttt.pooled };
   summary.inContext = inContext.pooled;
   summary.reduction = relativeReduction(summary.ttt[0]!.bitsPerByte, summary.ttt[k]!.bitsPerByte);
@@ -266,6 +293,8 @@ export function weightDomains(domains: readonly DomainSummary[], k: number): Wei
     ttt,
     reduction: relativeReduction(ttt[0]!, ttt[k]!),
     random: ks.map((i) => mean((d) => d.random[i]!)),
+    sift: ks.map((i) => mean((d) => d.sift[i]!)),
+    siftAdaptive: { sift: mean((d) => d.siftAdaptive.sift), ttt: mean((d) => d.siftAdaptive.ttt) },
     split: {
       before: mean((d) => d.split.before),
       dynamic: mean((d) => d.split.dynamic),

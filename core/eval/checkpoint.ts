@@ -9,16 +9,18 @@ import type { DocumentResult, TrainerState } from '../training/ttt';
  * 2 cores a checkpoint (1.5 GiB) costs about 4 replayed steps to write (`npm run bench:checkpoint`).
  */
 export interface DocumentCheckpoint {
-  /** The training loop it was taken in: TTT-NN over the neighbors, or the random-neighbor control. */
-  stage: 'ttt-nn' | 'random';
+  /** The training loop it was taken in: TTT-NN over the neighbors, the random-neighbor control or SIFT's picks. */
+  stage: 'ttt-nn' | 'random' | 'sift';
   /** Neighbors of that loop trained on so far. */
   k: number;
   /** That loop's result so far (the curve up to k). */
   result: DocumentResult;
   trainer: TrainerState;
   dropout: number;
-  /** TTT-NN's finished result and its second-half NLL, once the random control is under way. */
+  /** TTT-NN's finished result and its second-half NLL, once a baseline's loop is under way. */
   tttNn?: { result: DocumentResult; splitNllTtt: number };
+  /** The random control's finished result, once SIFT's loop is under way (when the run has both). */
+  random?: DocumentResult;
 }
 
 /**

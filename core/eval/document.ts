@@ -10,7 +10,7 @@ import { type EvalSettings, hash32 } from './run-layout';
 
 /**
  * One test document of an evaluation, end to end on a loaded model: bits/byte before, TTT-NN over its neighbors
- * (nearest first, the curve over k), the random-neighbor control and the baselines the run asks for; the weights
+ * (nearest first, the curve over k), the random-neighbor control, SIFT's picks and the baselines the run asks for; the weights
  * are the pretrained ones again when it returns. Deterministic: dropout masks are seeded from the run's seed and the
  * document's index, and every document starts from a fresh optimizer.
  */
@@ -30,9 +30,11 @@ export interface DocumentToEvaluate {
   neighbors: readonly NeighborText[];
   /** The random control's draws (as many are used as there are neighbors). */
   random: readonly NeighborText[];
+  /** The SIFT baseline's picks, in pick order (repeats included), and where adaptive SIFT stops (-1: no α). */
+  sift?: { picks: readonly NeighborText[]; stop: number };
 }
 
-export type EvaluationStage = 'ttt-nn' | 'random' | 'dynamic' | 'in-context';
+export type EvaluationStage = 'ttt-nn' | 'random' | 'sift' | 'dynamic' | 'in-context';
 /** After each neighbor of each stage: heartbeats and progress. */
 export type OnNeighbor = (stage: EvaluationStage, k: number, of: number) => void;
 
@@ -89,18 +91,18 @@ export async function evaluateDocument(
   // After each neighbor: a checkpoint every `every` neighbors while some remain, then progress (which therefore
   // never runs ahead of what is saved).
   const afterNeighbor =
-    (stage: DocumentCheckpoint['stage'], of: number, tttNn?: DocumentCheckpoint['tttNn']) =>
+    (stage: DocumentCheckpoint['stage'], of: number, done: Pick<DocumentCheckpoint, 'tttNn' | 'random'> = {}) =>
     async ({ k, result }: DocumentProgress) => {
       if (checkpointing && k % checkpointing.every === 0 && k < of) {
         const trainer = lm.trainer.exportState();
-        await checkpointing.save({ stage, k, result, trainer, dropout: dropoutState(), ...(tttNn && { tttNn }) });
+        await checkpointing.save({ stage, k, result, trainer, dropout: dropoutState(), ...done });
       }
       onNeighbor(stage, k, of);
     };
 
   let ttt: DocumentResult;
   if (resume?.tttNn) {
-    ({ result: ttt, splitNllTtt } = resume.tttNn); // the checkpoint was taken after TTT-NN, in the random control
+    ({ result: ttt, splitNllTtt } = resume.tttNn); // the checkpoint was taken after TTT-NN, in a baseline's loop
   } else {
     const from = startLoop('ttt-nn');
     ttt = await stepThrough(
@@ -131,19 +133,40 @@ export async function evaluateDocument(
     steps: ttt.steps,
   };
 
+  let control: DocumentResult | undefined;
   if (run.baselines.includes('random')) {
-    // As many documents as the document has neighbors, drawn uniformly from the index: what retrieval adds.
-    const drawn = doc.random.slice(0, neighbors.length);
-    const from = startLoop('random');
-    const control = await stepThrough(
-      documentSteps(lm.trainer, doc.text, tokens, tokensOf(drawn), { ...options, ...(from && { resume: from }) }),
-      afterNeighbor('random', drawn.length, { result: ttt, splitNllTtt }),
-      signal,
-    );
+    if (resume?.random) {
+      control = resume.random; // the checkpoint was taken after the random control, in SIFT's loop
+    } else {
+      // As many documents as the document has neighbors, drawn uniformly from the index: what retrieval adds.
+      const drawn = doc.random.slice(0, neighbors.length);
+      const from = startLoop('random');
+      control = await stepThrough(
+        documentSteps(lm.trainer, doc.text, tokens, tokensOf(drawn), { ...options, ...(from && { resume: from }) }),
+        afterNeighbor('random', drawn.length, { tttNn: { result: ttt, splitNllTtt } }),
+        signal,
+      );
+    }
     Object.assign(row, { random_bits_per_byte: control.bitsPerByte, random_nll: control.nllNats });
     row.random_steps = control.steps;
     training += control.seconds.training;
     evaluation += control.seconds.evaluation;
+  }
+
+  if (run.baselines.includes('sift') && doc.sift) {
+    // SIFT's picks from the nearest neighbors, in pick order, in the same loop: a repeated pick is trained on again.
+    const { picks, stop } = doc.sift;
+    const from = startLoop('sift');
+    const sift = await stepThrough(
+      documentSteps(lm.trainer, doc.text, tokens, tokensOf(picks), { ...options, ...(from && { resume: from }) }),
+      afterNeighbor('sift', picks.length, { tttNn: { result: ttt, splitNllTtt }, ...(control && { random: control }) }),
+      signal,
+    );
+    Object.assign(row, { sift_bits_per_byte: sift.bitsPerByte, sift_nll: sift.nllNats, sift_stop: stop });
+    row.sift_steps = sift.steps;
+    row.sift_neighbor_ids = picks.map((n) => n.docId);
+    training += sift.seconds.training;
+    evaluation += sift.seconds.evaluation;
   }
 
   if (split) {

@@ -208,7 +208,7 @@ export function reportTables(summary: EvalSummary): Table[] {
       "lm-evaluation-harness's bits_per_byte aggregates. Reduction: (no TTT − TTT-NN at K) / no TTT.",
   };
 
-  const curveTable = (id: string, title: string, metric: 'ttt' | 'random', caption: string): Table => ({
+  const curveTable = (id: string, title: string, metric: 'ttt' | 'random' | 'sift', caption: string): Table => ({
     id,
     title,
     columns: ['Domain', 'Documents', ...ks.map((i) => `k=${i}`)],
@@ -222,6 +222,38 @@ export function reportTables(summary: EvalSummary): Table[] {
     ],
     caption,
   });
+
+  // SIFT's curve beside adaptive SIFT at each document's own stop, and TTT-NN with as many neighbors.
+  const siftCurve = curveTable(
+    'sift',
+    'SIFT: bits/byte after training on k of its picks',
+    'sift',
+    'SIFT (Hübotter et al., ICLR 2025) picks from each document’s nearest neighbors, in pick order, repeats ' +
+      'trained on again.',
+  );
+  const siftTable: Table = {
+    ...siftCurve,
+    columns: [...siftCurve.columns, 'Adaptive stop (mean k)', 'SIFT at its stop', 'TTT-NN at the same k'],
+    rows: [
+      ...all.map((d, i) => [
+        ...siftCurve.rows[i]!,
+        number(d.siftAdaptive.meanStop, (v) => format.decimal(v, 2), { domain: keyOf(d), metric: 'sift_stop_mean' }),
+        bpb(d, 'sift_at_stop', d.siftAdaptive.sift),
+        bpb(d, 'ttt_at_sift_stop', d.siftAdaptive.ttt),
+      ]),
+      [
+        ...siftCurve.rows[all.length]!,
+        none,
+        w('sift_at_stop', weighted.siftAdaptive.sift),
+        w('ttt_at_sift_stop', weighted.siftAdaptive.ttt),
+      ],
+    ],
+    caption:
+      `${siftCurve.caption} Adaptive SIFT stops a document where its uncertainty stops falling fast enough ` +
+      '(eval.siftAlpha); its figure is each document at its own stop, pooled, beside TTT-NN with as many ' +
+      'neighbors (— when no stop was recorded). Its picks are a prefix of SIFT’s, so nothing is trained twice.',
+  };
+  const siftRan = pooled.sift[0]!.documents > 0;
 
   const split = (d: DomainSummary) => d.split;
   const dynamicTable: Table = {
@@ -326,6 +358,7 @@ export function reportTables(summary: EvalSummary): Table[] {
       'random',
       'As many documents drawn uniformly from the index as the document has neighbors: what retrieval adds.',
     ),
+    ...(siftRan ? [siftTable] : []),
     dynamicTable,
     baselineTable,
     skipTable,
@@ -374,9 +407,27 @@ export function reportNotes(summary: EvalSummary, meta: ReportMeta): string[] {
     }
   };
   coverage('random-neighbor control', pooled.random[0]!.documents);
+  if (pooled.sift[0]!.documents > 0) {
+    coverage('SIFT baseline', pooled.sift[0]!.documents);
+    notes.push(siftVerdict(summary));
+  }
   coverage('dynamic-evaluation baseline', pooled.split.before.documents);
   coverage('in-context baseline', pooled.inContext.documents);
   return notes;
+}
+
+/** Whether SIFT beat nearest neighbors at K, pooled and per domain, said either way. */
+export function siftVerdict(summary: EvalSummary): string {
+  const { k, pooled, domains } = summary;
+  const [sift, nn] = [pooled.sift[k]!.bitsPerByte, pooled.ttt[k]!.bitsPerByte];
+  const ran = domains.filter((d) => d.sift[k]!.documents > 0);
+  const ahead = ran.filter((d) => d.sift[k]!.bitsPerByte < d.ttt[k]!.bitsPerByte).length;
+  const figures =
+    `at k=${k}, ${format.bitsPerByte(sift)} bits/byte against TTT-NN's ${format.bitsPerByte(nn)} (pooled); ` +
+    `lower in ${ahead} of ${ran.length} domain(s)`;
+  return sift < nn
+    ? `SIFT beats nearest neighbors here: ${figures}.`
+    : `SIFT does not beat nearest neighbors here: ${figures}.`;
 }
 
 function metaRows(meta: ReportMeta): Cell[][] {
@@ -411,16 +462,22 @@ export interface Plot {
 const SERIES = [
   'TTT-NN',
   'random neighbors',
+  'SIFT',
   'no TTT',
   'in-context',
   '2nd half: before',
   '2nd half: dynamic',
   '2nd half: TTT-NN',
 ];
-const LINES = ['TTT-NN', 'random neighbors', 'no TTT'];
-const DASHES: Record<string, number[]> = { 'TTT-NN': [1, 0], 'random neighbors': [6, 3], 'no TTT': [2, 2] };
-const SHAPES = ['circle', 'circle', 'circle', 'diamond', 'square', 'triangle-up', 'cross'];
-const COLORS = ['#1f77b4', '#ff7f0e', '#7f7f7f', '#2ca02c', '#9467bd', '#d62728', '#17becf'];
+const LINES = ['TTT-NN', 'random neighbors', 'SIFT', 'no TTT'];
+const DASHES: Record<string, number[]> = {
+  'TTT-NN': [1, 0],
+  'random neighbors': [6, 3],
+  SIFT: [8, 2, 2, 2],
+  'no TTT': [2, 2],
+};
+const SHAPES = ['circle', 'circle', 'circle', 'circle', 'diamond', 'square', 'triangle-up', 'cross'];
+const COLORS = ['#1f77b4', '#ff7f0e', '#8c564b', '#7f7f7f', '#2ca02c', '#9467bd', '#d62728', '#17becf'];
 
 /** bits/byte against k for one domain (or the pooled rows), with the baselines. */
 export function curveSpec(d: DomainSummary, title: string, ks: number[]): TopLevelSpec {
@@ -431,6 +488,7 @@ export function curveSpec(d: DomainSummary, title: string, ks: number[]): TopLev
   };
   d.ttt.forEach((p, i) => add('TTT-NN', 'line', i, p.bitsPerByte));
   d.random.forEach((p, i) => add('random neighbors', 'line', i, p.bitsPerByte));
+  d.sift.forEach((p, i) => add('SIFT', 'line', i, p.bitsPerByte));
   add('no TTT', 'line', 0, d.ttt[0]!.bitsPerByte);
   add('no TTT', 'line', k, d.ttt[0]!.bitsPerByte);
   add('in-context', 'marker', k, d.inContext.bitsPerByte);

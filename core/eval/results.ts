@@ -36,6 +36,17 @@ export interface EvalResultRow {
   random_steps: number;
 
   /**
+   * SIFT baseline: the same loop over SIFT's picks from the nearest `pool` (pick order; a repeated pick is trained on
+   * again), same shape as the TTT-NN curve. `sift_stop`: the picks adaptive SIFT keeps (the curve's k where it
+   * stops), -1 without an adaptive rule (α = 0) or without the baseline. Empty curves when it was not run.
+   */
+  sift_bits_per_byte: number[];
+  sift_nll: number[];
+  sift_steps: number;
+  sift_neighbor_ids: string[];
+  sift_stop: number;
+
+  /**
    * Dynamic evaluation: the document's second half (`split_bytes` bytes, `split_tokens` tokens) scored before
    * training, after training on the first half, and after TTT-NN on all the neighbors (the same split, for a fair
    * comparison). NaN when the baseline was not run.
@@ -51,6 +62,8 @@ export interface EvalResultRow {
   in_context_nll: number;
 
   seconds_retrieval: number;
+  /** SIFT's selection for this document (in the selection activity, before training; not in `seconds_total`). */
+  seconds_selection: number;
   seconds_training: number;
   seconds_evaluation: number;
   seconds_total: number;
@@ -81,6 +94,11 @@ export const RESULT_SCHEMA = new ParquetSchema({
   random_bits_per_byte: list('DOUBLE'),
   random_nll: list('DOUBLE'),
   random_steps: scalar('INT32'),
+  sift_bits_per_byte: list('DOUBLE'),
+  sift_nll: list('DOUBLE'),
+  sift_steps: scalar('INT32'),
+  sift_neighbor_ids: list('UTF8'),
+  sift_stop: scalar('INT32'),
   split_bytes: scalar('INT64'),
   split_tokens: scalar('INT32'),
   split_nll_before: scalar('DOUBLE'),
@@ -89,6 +107,7 @@ export const RESULT_SCHEMA = new ParquetSchema({
   dynamic_steps: scalar('INT32'),
   in_context_nll: scalar('DOUBLE'),
   seconds_retrieval: scalar('DOUBLE'),
+  seconds_selection: scalar('DOUBLE'),
   seconds_training: scalar('DOUBLE'),
   seconds_evaluation: scalar('DOUBLE'),
   seconds_total: scalar('DOUBLE'),
@@ -106,7 +125,13 @@ const LIST_COLUMNS = [
   'neighbor_losses',
   'random_bits_per_byte',
   'random_nll',
+  'sift_bits_per_byte',
+  'sift_nll',
+  'sift_neighbor_ids',
 ] as const;
+
+/** Columns added after results were first written, as a row from before them reads: the baseline was not run. */
+const ABSENT_FROM_OLDER_ROWS: Partial<EvalResultRow> = { sift_steps: 0, sift_stop: -1, seconds_selection: 0 };
 
 /** Writes rows (in the order given) to a local Parquet file. Output depends only on the rows. */
 export async function writeResultsFile(localPath: string, rows: readonly EvalResultRow[]): Promise<void> {
@@ -124,6 +149,7 @@ export async function readResultsFile(localPath: string): Promise<EvalResultRow[
     for (let r = (await cursor.next()) as Record<string, unknown> | null; r; r = (await cursor.next()) as typeof r) {
       const row = { ...r };
       for (const column of LIST_COLUMNS) row[column] = row[column] ?? [];
+      for (const [column, value] of Object.entries(ABSENT_FROM_OLDER_ROWS)) row[column] ??= value;
       for (const column of ['bytes', 'split_bytes'] as const) row[column] = Number(row[column]);
       rows.push(row as unknown as EvalResultRow);
     }
@@ -152,6 +178,11 @@ export function skippedRow(
     random_bits_per_byte: [],
     random_nll: [],
     random_steps: 0,
+    sift_bits_per_byte: [],
+    sift_nll: [],
+    sift_steps: 0,
+    sift_neighbor_ids: [],
+    sift_stop: -1,
     split_bytes: 0,
     split_tokens: 0,
     split_nll_before: NaN,
@@ -160,6 +191,7 @@ export function skippedRow(
     dynamic_steps: 0,
     in_context_nll: NaN,
     seconds_retrieval: 0,
+    seconds_selection: 0,
     seconds_training: 0,
     seconds_evaluation: 0,
     seconds_total: 0,
@@ -172,6 +204,7 @@ const TEXT_FIELDS = new Set([
   'skip_reason',
   'neighbor_ids',
   'neighbor_domains',
+  'sift_neighbor_ids',
   'backend',
   'model_digest',
   'index_build',
@@ -191,5 +224,7 @@ export function decodeRow(json: string): EvalResultRow {
     if (TEXT_FIELDS.has(key)) continue;
     row[key] = Array.isArray(value) ? value.map(number) : number(value);
   }
+  for (const column of LIST_COLUMNS) row[column] ??= [];
+  for (const [column, value] of Object.entries(ABSENT_FROM_OLDER_ROWS)) row[column] ??= value;
   return row as unknown as EvalResultRow;
 }

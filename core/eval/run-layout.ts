@@ -9,6 +9,9 @@ import { seededRandom } from '../seeded-random';
  *   queries.parquet          their embeddings (a vectors file), the retrieval's input
  *   retrieval/               the retrieval workflow's output: neighbors.parquet + manifest.json
  *   random/neighbors.parquet the random-neighbor control's draws, in the same format
+ *   sift/neighbors.parquet   the SIFT baseline's picks (rank = pick order; a repeat is a row of its own), from the
+ *                            pool the retrieval kept (`retrieval/pool.parquet`), and sift/selection.jsonl (per
+ *                            document: where adaptive SIFT stops, the variance left, the seconds it took)
  *   documents/<index>.json   one committed result per document, written once (conditional create)
  *   results/part-<n>.parquet the committed results compacted, PART_SIZE documents per part, + a record each
  *   manifest.json            written last: the parts, counts and settings
@@ -22,9 +25,13 @@ export const SELECTION_FILE = 'selection.parquet';
 export const QUERIES_FILE = 'queries.parquet';
 export const RETRIEVAL_DIR = 'retrieval';
 export const RANDOM_NEIGHBORS_FILE = 'random/neighbors.parquet';
+/** The retrieval's wider list per document that SIFT picks from (only when the run has the SIFT baseline). */
+export const SIFT_POOL_FILE = `${RETRIEVAL_DIR}/pool.parquet`;
+export const SIFT_NEIGHBORS_FILE = 'sift/neighbors.parquet';
+export const SIFT_SELECTION_FILE = 'sift/selection.jsonl';
 export const PART_SIZE = 1000;
 
-export const BASELINES = ['random', 'dynamic', 'in-context'] as const;
+export const BASELINES = ['random', 'dynamic', 'in-context', 'sift'] as const;
 export type Baseline = (typeof BASELINES)[number];
 
 /** What a run computes: fixed when it starts, recorded in run.json, the same for every document. */
@@ -52,6 +59,11 @@ export interface EvalSettings {
   /** `nn`: the nearest first; `random`: uniform draws from the index instead (as a run of its own). */
   neighbors: 'nn' | 'random';
   baselines: Baseline[];
+  /**
+   * The SIFT baseline's selection (`eval.siftPool`, `siftLambda`, `siftAlpha`): present exactly when `baselines` has
+   * `sift`, so that the settings, and the default run id hashed from them, of a run without it are as before.
+   */
+  sift?: SiftSettings;
   /** Neighbors whose text equals the test document's are left out (they are counted either way). */
   excludeExactCopies: boolean;
   /** Dynamic evaluation: passes over the first half. */
@@ -59,6 +71,14 @@ export interface EvalSettings {
   /** The token the first evaluation window is conditioned on; default the harness's (BOS, else EOS). */
   prefixToken?: number;
   seed: number;
+}
+
+export interface SiftSettings {
+  /** Nearest neighbors per document SIFT picks from; it picks k of them (repeats allowed). */
+  pool: number;
+  lambda: number;
+  /** Adaptive SIFT's α; 0: no adaptive stop is recorded. */
+  alpha: number;
 }
 
 export interface EvalPlan {
@@ -69,6 +89,8 @@ export interface EvalPlan {
   /** What a resumed run need not redo. */
   queriesEmbedded: boolean;
   retrieved: boolean;
+  /** The SIFT baseline's picks are in the store (false when the run has no SIFT baseline). */
+  siftSelected: boolean;
   finished: boolean;
 }
 

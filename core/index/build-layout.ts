@@ -33,6 +33,15 @@ export interface EmbedSettings {
   vectorPrecision?: Exclude<VectorPrecision, 'float32'>;
 }
 
+/**
+ * `embeddings/<shard>/<segment>.parquet`: the segment of the build's `shard`-th corpus shard that holds its rows
+ * [segment × segmentRows, (segment + 1) × segmentRows) (those that embedded: a row whose text tokenized to nothing
+ * has no vector). Segment boundaries depend only on `segmentRows`, so a row's segment follows from its number.
+ */
+export function embeddingSegmentKey(shard: number, segment: number): string {
+  return `embeddings/${String(shard).padStart(5, '0')}/${String(segment).padStart(5, '0')}.parquet`;
+}
+
 export interface EmbeddingSegment {
   key: string;
   size: number;

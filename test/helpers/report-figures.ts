@@ -20,7 +20,7 @@ export const SYNTHETIC_WEIGHTS: Record<string, number> = {
 
 /**
  * `perDomain` documents per domain: some skipped (two reasons), some with fewer than K neighbors, the random
- * control missing for some, the dynamic baseline for others, in-context for a third of them, a few exact copies.
+ * control missing for some, SIFT for others (with and without an adaptive stop), the dynamic baseline for others, in-context for a third of them, a few exact copies.
  * Per-document bits/byte vary a lot with size, so a mean of per-document figures differs from the harness's.
  */
 export function syntheticRows(perDomain = 12, seed = 7): EvalResultRow[] {
@@ -57,6 +57,12 @@ export function syntheticRows(perDomain = 12, seed = 7): EvalResultRow[] {
       if (j % 4 !== 2) {
         row.random_nll = nll.map((v, k) => v * (1 - 0.002 * k * random()));
         row.random_bits_per_byte = row.random_nll.map((v) => v / bytes / Math.LN2);
+      }
+      if (j % 4 !== 1) {
+        // SIFT for most documents, adaptive stops for half of those (no extra draws: the other figures stay put).
+        row.sift_nll = nll.map((v, k) => v * (1 - 0.003 * k * ((j % 3) / 2)));
+        row.sift_bits_per_byte = row.sift_nll.map((v) => v / bytes / Math.LN2);
+        row.sift_stop = j % 2 === 0 ? Math.min(neighbors, 1 + (j % 5)) : -1;
       }
       if (j % 3 !== 0) {
         row.split_bytes = Math.floor(bytes / 2);
@@ -159,6 +165,18 @@ export async function figuresFromParquet(file: string, ks: number[]): Promise<Fi
     'docs, ks where len(random_nll) > 0',
     true,
   );
+  await figure(
+    'sift',
+    'sum(sift_nll[least(k, len(sift_nll) - 1) + 1]) / sum(bytes) / ln(2)',
+    'docs, ks where len(sift_nll) > 0',
+    true,
+  );
+  const stopped = 'docs where len(sift_nll) > 0 and sift_stop >= 0';
+  await figure('sift_at_stop', 'sum(sift_nll[least(sift_stop, len(sift_nll) - 1) + 1]) / sum(bytes) / ln(2)', stopped);
+  await figure('ttt_at_sift_stop', 'sum(nll[least(sift_stop, len(nll) - 1) + 1]) / sum(bytes) / ln(2)', stopped);
+  for (const r of await query(grouped('avg(sift_stop) as m', stopped))) {
+    put(String(r.domain), 'sift_stop_mean', undefined, r.m);
+  }
   const split = 'docs where split_bytes > 0 and isfinite(split_nll_before)';
   await figure('split_before', 'sum(split_nll_before) / sum(split_bytes) / ln(2)', split);
   await figure(

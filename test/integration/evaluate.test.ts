@@ -9,7 +9,7 @@ import { ingestInput, startIngest } from '../../cli/ingest-command';
 import { connectClient } from '../../cli/temporal-client';
 import type { Config } from '../../core/config';
 import type { EvalResultRow } from '../../core/eval/results';
-import { RETRIEVAL_DIR, documentKey } from '../../core/eval/run-layout';
+import { RETRIEVAL_DIR, SIFT_NEIGHBORS_FILE, SIFT_POOL_FILE, documentKey } from '../../core/eval/run-layout';
 import { readNeighborsFile } from '../../core/index/neighbors-file';
 import { openStore } from '../../core/store/open-store';
 import { localServerSpecs } from '../../infra/local-infra';
@@ -26,7 +26,8 @@ const ALL_QUEUES = 'cpu,gpu,index,retrieval';
 /**
  * The evaluation workflow end to end on the real servers: a generated train corpus indexed with MiniLM, test
  * documents drawn per domain, TTT-NN with a tiny GPT-2 (dropout 0.1: reproducible only because masks are seeded per
- * document), the random-neighbor control, dynamic evaluation and the in-context baseline.
+ * document), the random-neighbor control, SIFT's picks from a pool of nearest neighbors, dynamic evaluation and the
+ * in-context baseline.
  */
 describe('evaluation on the real Temporal server and versitygw', () => {
   const scratch = path.join(os.tmpdir(), uniqueName('tttnn-eval-test'));
@@ -59,7 +60,10 @@ describe('evaluation on the real Temporal server and versitygw', () => {
         k: 3,
         maxLength: 32,
         maxNeighborTokens: 96,
-        baselines: ['random', 'dynamic', 'in-context'],
+        baselines: ['random', 'dynamic', 'in-context', 'sift'],
+        siftPool: 8,
+        // Adaptive SIFT keeps at least ⌊1/α⌋ = 1 pick; where it stops is recorded, not trained for.
+        siftAlpha: 0.9,
         dynamicIterations: 2,
         heartbeatTimeoutSeconds: 10,
       },
@@ -166,6 +170,25 @@ describe('evaluation on the real Temporal server and versitygw', () => {
       expect(persisted.map((n) => n.docId)).toEqual(row.neighbor_ids);
       expect(persisted.map((n) => n.domain)).toEqual(row.neighbor_domains);
       for (const domain of row.neighbor_domains) expect(['Github', 'ArXiv', 'Pile-CC', 'FreeLaw']).toContain(domain);
+    }
+    // SIFT: k picks from the pool (whose first k are the nearest neighbors), persisted before training in pick
+    // order, the curve over all of them, and adaptive SIFT's stop within them.
+    const runStoreA = openStore(`${config.eval.root}/runs/${undisturbedId}`, config);
+    const pool = await withDownload(runStoreA, SIFT_POOL_FILE, readNeighborsFile);
+    const siftLists = await withDownload(runStoreA, SIFT_NEIGHBORS_FILE, readNeighborsFile);
+    const k = config.eval.k;
+    for (const row of expected.rows) {
+      const candidates = pool.lists[row.doc_index]!;
+      expect(candidates).toHaveLength(config.eval.siftPool);
+      expect(candidates.slice(0, k).map((n) => n.docId)).toEqual(row.neighbor_ids);
+      expect(row.sift_neighbor_ids).toHaveLength(k);
+      for (const id of row.sift_neighbor_ids) expect(candidates.map((n) => n.docId)).toContain(id);
+      expect(siftLists.lists[row.doc_index]!.map((n) => n.docId)).toEqual(row.sift_neighbor_ids);
+      expect(row.sift_bits_per_byte).toHaveLength(k + 1);
+      expect(row.sift_bits_per_byte[0]).toBe(row.bits_per_byte[0]); // the same model before training
+      expect(row.sift_steps).toBeGreaterThan(0);
+      expect(row.sift_stop).toBeGreaterThanOrEqual(1);
+      expect(row.sift_stop).toBeLessThanOrEqual(k);
     }
     // Neighbors trained on lower bits/byte on average (the tiny model learns the generated vocabulary).
     const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;

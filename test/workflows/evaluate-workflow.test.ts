@@ -27,7 +27,7 @@ describe('evaluateWorkflow', () => {
     await env?.teardown();
   });
 
-  async function evaluate(documents: number, done: Partial<EvalPlan> = {}) {
+  async function evaluate(documents: number, done: Partial<EvalPlan> = {}, settings: object = {}) {
     const prefix = `ev-${counter++}`;
     const calls: string[] = [];
     const plan: EvalPlan = {
@@ -37,6 +37,7 @@ describe('evaluateWorkflow', () => {
       parts: Math.ceil(documents / 1000),
       queriesEmbedded: false,
       retrieved: false,
+      siftSelected: false,
       finished: false,
       ...done,
     };
@@ -51,9 +52,13 @@ describe('evaluateWorkflow', () => {
         calls.push('search');
         return Promise.resolve({ groups: 1 });
       },
-      mergeNeighbors: () => {
-        calls.push('merge');
+      mergeNeighbors: ({ poolK }) => {
+        calls.push(poolK === undefined ? 'merge' : `merge with a pool of ${poolK}`);
         return Promise.resolve({ buildId: 'b1', neighborsUrl: 's3://x/n.parquet', queries: documents, neighbors: 0 });
+      },
+      selectSiftNeighbors: () => {
+        calls.push('sift');
+        return Promise.resolve({});
       },
       evaluateDocument: ({ index }) => {
         calls.push(`document ${index}`);
@@ -93,7 +98,7 @@ describe('evaluateWorkflow', () => {
       ),
     );
     const input = {
-      settings: { runId: 'r1' },
+      settings: { runId: 'r1', ...settings },
       runUrl: plan.runUrl,
       concurrency: 200,
       shardsPerGroup: 64,
@@ -125,6 +130,19 @@ describe('evaluateWorkflow', () => {
     expect(resumed.slice(3)).toEqual(['part 0', 'manifest']);
     expect((await evaluate(3, { queriesEmbedded: true })).calls.slice(0, 2)).toEqual(['search', 'merge']);
     expect((await evaluate(3, { queriesEmbedded: true, retrieved: true, finished: true })).calls).toEqual(['manifest']);
+  });
+
+  it('with the SIFT baseline, retrieves a pool and selects from it after retrieval, before any document; once', async () => {
+    const sift = { sift: { pool: 200, lambda: 0.01, alpha: 0 } };
+    const { calls } = await evaluate(3, {}, sift);
+    expect(calls.slice(0, 4)).toEqual(['queries', 'search', 'merge with a pool of 200', 'sift']);
+    expect(calls.slice(4, 7).sort()).toEqual(['document 0', 'document 1', 'document 2']);
+    // A run resumed after the selection (retrieval done too) goes straight to the documents.
+    const resumed = await evaluate(3, { queriesEmbedded: true, retrieved: true, siftSelected: true }, sift);
+    expect(resumed.calls.slice(0, 3).sort()).toEqual(['document 0', 'document 1', 'document 2']);
+    // Retrieved but not yet selected (a worker lost in between): the selection runs, retrieval does not.
+    const between = await evaluate(3, { queriesEmbedded: true, retrieved: true }, sift);
+    expect(between.calls[0]).toBe('sift');
   });
 
   it("keeps the evaluation workflow's own history the same for 3,000 documents as for 5", async () => {

@@ -37,7 +37,7 @@ const RUN: EvalSettings & { buildId: string } = {
   maxDistance: 4,
   maxNeighborTokens: 0,
   neighbors: 'nn',
-  baselines: ['random', 'dynamic'],
+  baselines: ['random', 'sift', 'dynamic'],
   excludeExactCopies: false,
   dynamicIterations: 2,
   seed: 5,
@@ -63,6 +63,8 @@ const DOC: DocumentToEvaluate = {
   text: text(1, 40),
   neighbors: [1, 2, 3, 4].map((r) => neighbor(r, r)),
   random: [1, 2, 3, 4].map((r) => neighbor(r, 10 + r)),
+  // SIFT repeats a pick: the second copy of n2 is trained on again.
+  sift: { picks: [2, 1, 2, 3].map((seed, t) => neighbor(t + 1, seed)), stop: 2 },
 };
 
 let lm: LoadedLanguageModel;
@@ -140,6 +142,17 @@ describe('document checkpoints', () => {
     expect(withoutSeconds(row)).toEqual(withoutSeconds(undisturbed));
     expect(work.filter((w) => w.startsWith('ttt-nn'))).toEqual([]);
     expect(work.filter((w) => w.startsWith('random'))).toEqual(['random 4']);
+  });
+
+  it("resumed in SIFT's loop: the same row, and neither TTT-NN nor the random control is run again", async () => {
+    expect(undisturbed.sift_neighbor_ids).toEqual(['n2', 'n1', 'n2', 'n3']);
+    expect([undisturbed.sift_bits_per_byte.length, undisturbed.sift_stop]).toEqual([5, 2]);
+    const checkpoint = await interrupted({ stage: 'sift', k: 2 });
+    expect(checkpoint.random?.bitsPerByte).toEqual(undisturbed.random_bits_per_byte);
+    const { row, work } = await resumed(checkpoint);
+    expect(withoutSeconds(row)).toEqual(withoutSeconds(undisturbed));
+    expect(work.filter((w) => /^(ttt-nn|random)/.test(w))).toEqual([]);
+    expect(work.filter((w) => w.startsWith('sift'))).toEqual(['sift 3', 'sift 4']);
   });
 
   it('without the dropout state the resumed curve would differ (the state matters)', async () => {

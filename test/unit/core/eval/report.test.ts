@@ -167,6 +167,32 @@ test('pooled over every byte; Pile-weighted over the domains with a weight, reno
   expect(notes).not.toContain('fewer than');
 });
 
+test('SIFT: its curve, each document at its own adaptive stop beside TTT-NN at the same k, and a verdict either way', () => {
+  const K = 2;
+  const nll = (bytes: number, bpb: number[]) => bpb.map((b) => b * bytes * LN2);
+  const rows = [
+    // SIFT worse than nearest neighbors at K in both documents; the first stopped after 1 pick, the second has no α.
+    row('ArXiv', 'a1', 100, [1.0, 0.8, 0.6], { sift_nll: nll(100, [1.0, 0.9, 0.7]), sift_stop: 1 }),
+    row('Github', 'g1', 300, [2.0, 1.5, 1.4], { sift_nll: nll(300, [2.0, 1.6, 1.5]), sift_stop: -1 }),
+    row('Github', 'g2', 100, [2.0, 1.5, 1.4]), // SIFT not run
+  ];
+  const s = summarize(rows, K);
+  expect(s.pooled.sift.map((p) => p.documents)).toEqual([2, 2, 2]);
+  expect(s.pooled.sift[2]!.bitsPerByte).toBeCloseTo((100 * 0.7 + 300 * 1.5) / 400, 12);
+  expect(s.pooled.siftAdaptive.sift).toMatchObject({ documents: 1, bitsPerByte: expect.closeTo(0.9, 12) });
+  expect(s.pooled.siftAdaptive.ttt.bitsPerByte).toBeCloseTo(0.8, 12);
+  expect(s.pooled.siftAdaptive.meanStop).toBe(1);
+  expect(s.domains[1]!.siftAdaptive.meanStop).toBeNaN(); // Github: no stop recorded
+  const notes = reportNotes(s, { ...meta, k: K }).join('\n');
+  expect(notes).toMatch(/SIFT does not beat nearest neighbors here: at k=2, .* \(pooled\); lower in 0 of 2 domain/);
+  expect(notes).toContain('The SIFT baseline ran for 2 of 3 evaluated documents');
+
+  const better = summarize([row('ArXiv', 'a1', 100, [1.0, 0.8, 0.6], { sift_nll: nll(100, [1, 0.7, 0.5]) })], K);
+  expect(reportNotes(better, { ...meta, k: K }).join('\n')).toContain('SIFT beats nearest neighbors here');
+  // A run without SIFT says nothing of it (its report is as before the baseline existed).
+  expect(reportNotes(summarize([row('ArXiv', 'a1', 100, [1.0, 0.8, 0.6])], K), meta).join('\n')).not.toContain('SIFT');
+});
+
 test('a run with nothing evaluated, or with odd domain names, still makes a report', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tttnn-report-edge-'));
   try {
@@ -231,6 +257,9 @@ describe('a report from a results Parquet file', () => {
     expect(figures.get(figureKey('(pooled)', 'skipped:over_size_limit'))).toBe(1);
     expect(html).toContain('data-domain="Sample Notes" data-metric="ttt" data-k="10"');
     expect(html).toContain('data-domain="(pile-weighted)" data-metric="ttt" data-k="10"');
+    for (const metric of ['sift', 'sift_at_stop', 'ttt_at_sift_stop', 'sift_stop_mean']) {
+      expect(html).toContain(`data-domain="(pooled)" data-metric="${metric}"`);
+    }
   });
 
   test('Markdown and HTML show the same tables with the same text', () => {

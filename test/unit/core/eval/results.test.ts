@@ -1,9 +1,11 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ParquetSchema, ParquetWriter } from '@dsnp/parquetjs';
 import { DuckDBInstance } from '@duckdb/node-api';
 import {
   type EvalResultRow,
+  RESULT_SCHEMA,
   decodeRow,
   encodeRow,
   readResultsFile,
@@ -25,6 +27,11 @@ const evaluated: EvalResultRow = {
   random_bits_per_byte: [1.25, 1.2, 1.19],
   random_nll: [1039.7, 998.1, 989.9],
   random_steps: 4,
+  sift_bits_per_byte: [1.25, 1.1, 1.05],
+  sift_nll: [1039.7, 914.9, 873.2],
+  sift_steps: 5,
+  sift_neighbor_ids: ['n2', 'n2'],
+  sift_stop: 1,
   split_bytes: 600,
   split_tokens: 150,
   split_nll_before: 500.5,
@@ -32,6 +39,7 @@ const evaluated: EvalResultRow = {
   split_nll_ttt: 470.125,
   dynamic_steps: 1,
   in_context_nll: 1000.5,
+  seconds_selection: 0.004,
   seconds_training: 12.5,
   seconds_evaluation: 3.25,
   seconds_total: 16,
@@ -70,6 +78,26 @@ test('results round-trip through parquetjs (NaN, empty lists, skipped rows) and 
   expect(rows[0]).toMatchObject({ doc_id: 'd-é', k1: '3', nll2: 884.3, d2: 'Github', skip_reason: '' });
   expect(rows[1]).toMatchObject({ doc_id: 'd2', k1: '0', skip_reason: 'empty_after_tokenizing' });
   expect(Number(rows[0]!.pooled)).toBeCloseTo(1039.7 / 1200 / Math.LN2, 10);
+});
+
+test('rows written before the SIFT columns read back as rows without the baseline', async () => {
+  const older = Object.fromEntries(
+    Object.entries(evaluated).filter(([column]) => !column.startsWith('sift_') && column !== 'seconds_selection'),
+  );
+  const fields = Object.fromEntries(
+    Object.entries(RESULT_SCHEMA.schema).filter(([c]) => !c.startsWith('sift_') && c !== 'seconds_selection'),
+  );
+  const file = path.join(dir, 'older.parquet');
+  const writer = await ParquetWriter.openFile(new ParquetSchema(fields), file, { useDataPageV2: false });
+  await writer.appendRow(older);
+  await writer.close();
+  const withoutSift = { sift_bits_per_byte: [], sift_nll: [], sift_neighbor_ids: [], sift_steps: 0, sift_stop: -1 };
+  expect(await readResultsFile(file)).toEqual([{ ...evaluated, ...withoutSift, seconds_selection: 0 }]);
+  expect(decodeRow(encodeRow(older as unknown as EvalResultRow))).toEqual({
+    ...evaluated,
+    ...withoutSift,
+    seconds_selection: 0,
+  });
 });
 
 test('a committed document (JSON) keeps NaN, infinities and ids that look like numbers', () => {
