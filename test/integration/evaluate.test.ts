@@ -160,11 +160,8 @@ describe('evaluation on the real Temporal server and versitygw', () => {
       }
     }
     // The neighbor lists persisted before training name each neighbor's domain, as the results rows do.
-    const lists = await withLocalCopy(
-      openStore(`${config.eval.root}/runs/${undisturbedId}`, config),
-      `${RETRIEVAL_DIR}/neighbors.parquet`,
-      readNeighborsFile,
-    );
+    const runStoreA = openStore(`${config.eval.root}/runs/${undisturbedId}`, config);
+    const lists = await withLocalCopy(runStoreA, `${RETRIEVAL_DIR}/neighbors.parquet`, readNeighborsFile);
     for (const row of expected.rows) {
       const persisted = lists.lists[row.doc_index]!;
       expect(persisted.map((n) => n.docId)).toEqual(row.neighbor_ids);
@@ -173,9 +170,8 @@ describe('evaluation on the real Temporal server and versitygw', () => {
     }
     // SIFT: k picks from the pool (whose first k are the nearest neighbors), persisted before training in pick
     // order, the curve over all of them, and adaptive SIFT's stop within them.
-    const runStoreA = openStore(`${config.eval.root}/runs/${undisturbedId}`, config);
-    const pool = await withDownload(runStoreA, SIFT_POOL_FILE, readNeighborsFile);
-    const siftLists = await withDownload(runStoreA, SIFT_NEIGHBORS_FILE, readNeighborsFile);
+    const pool = await withLocalCopy(runStoreA, SIFT_POOL_FILE, readNeighborsFile);
+    const siftLists = await withLocalCopy(runStoreA, SIFT_NEIGHBORS_FILE, readNeighborsFile);
     const k = config.eval.k;
     for (const row of expected.rows) {
       const candidates = pool.lists[row.doc_index]!;
