@@ -2,11 +2,12 @@ import type { Client } from '@temporalio/client';
 import { demoEvalSettings, evalConfig, evaluate, withDemoPipeline } from '../cli/demo';
 import { evaluationWorkflowId, readRunResults } from '../cli/eval-command';
 import { loadConfig } from '../core/config';
+import { BASELINES, type Baseline } from '../core/eval/run-layout';
 import { pageWorkflowId, pagedStageId } from '../workflows/paged';
 
 /**
  * `npm run bench:eval`: an evaluation of the bundled sample corpus as the demo runs it (SmolLM2-135M, MiniLM, the
- * demo's settings; `--per-domain N`, `--k K`, `--baselines random,dynamic,in-context`), then where each document's
+ * demo's settings; `--per-domain N`, `--k K`, `--baselines random,dynamic,in-context,sift`; SIFT reads eval.siftAlpha etc. from the config), then where each document's
  * time went: retrieval (reading the persisted neighbors' texts, plus its share of the batched search stage),
  * training and evaluation (timed inside the activity), and orchestration overhead: everything else between the
  * evaluation stage's start and end (Temporal scheduling, store reads and the commit, serialisation), from the
@@ -19,7 +20,10 @@ async function main(): Promise<void> {
   };
   const perDomain = Number(arg('per-domain', '1'));
   const k = Number(arg('k', '2'));
-  const baselines = arg('baselines', 'random').split(',').filter(Boolean) as ('random' | 'dynamic' | 'in-context')[];
+  const baselines = arg('baselines', 'random').split(',').filter(Boolean) as Baseline[];
+  const unknown = baselines.filter((b) => !(BASELINES as readonly string[]).includes(b));
+  if (unknown.length > 0)
+    throw new Error(`--baselines: unknown ${unknown.join(', ')} (known: ${BASELINES.join(', ')})`);
   const log = (line: string) => console.log(line);
   await withDemoPipeline(
     loadConfig(),
@@ -38,18 +42,25 @@ async function main(): Promise<void> {
       const training = sum((r) => r.seconds_training);
       const evaluation = sum((r) => r.seconds_evaluation);
       const texts = sum((r) => r.seconds_retrieval);
+      const selection = sum((r) => r.seconds_selection);
       const inside = sum((r) => r.seconds_total);
       const search = stages.retrieve ?? 0;
       // The evaluation stage runs one document at a time (eval.concurrency 1): its wall time minus the work timed
       // inside the activities is what orchestration and I/O around them cost.
       const orchestration = (stages.evaluate ?? 0) - inside;
       const perDoc = (seconds: number) => (seconds / n).toFixed(2).padStart(8);
-      const total = training + evaluation + texts + search + orchestration + (inside - training - evaluation - texts);
+      const total =
+        training + evaluation + texts + search + selection + orchestration + (inside - training - evaluation - texts);
       const pct = (seconds: number) => `${((100 * seconds) / total).toFixed(2).padStart(6)}%`;
       console.log(`\nbench:eval — ${n} documents, k=${k}, baselines ${baselines.join(',') || 'none'}, run ${runId}`);
       console.log('seconds per document      s/doc   share');
       console.log(`retrieval (search)     ${perDoc(search)} ${pct(search)}   batched stage, shared by all documents`);
       console.log(`retrieval (texts)      ${perDoc(texts)} ${pct(texts)}   reading neighbors' texts from the corpus`);
+      if (baselines.includes('sift')) {
+        console.log(
+          `SIFT selection         ${perDoc(selection)} ${pct(selection)}   one activity before training, timed per document`,
+        );
+      }
       console.log(`training               ${perDoc(training)} ${pct(training)}`);
       console.log(`evaluation             ${perDoc(evaluation)} ${pct(evaluation)}   bits/byte after every neighbor`);
       const other = inside - training - evaluation - texts;
