@@ -236,6 +236,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
             priorVariance: selected.priorVariance,
             variance: selected.variance,
             varianceAtStop: Number.isNaN(selected.varianceAtStop) ? null : selected.varianceAtStop,
+            variances: selected.variances,
             seconds: (performance.now() - t0) / 1000,
           });
           progress = { stage: 'selecting', done: q + 1, of: queries.docIds.length };

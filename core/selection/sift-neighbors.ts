@@ -87,6 +87,8 @@ export interface SiftPicks {
   priorVariance: number;
   variance: number;
   varianceAtStop: number;
+  /** σ² at the query after each of the fixed-n picks: adaptive SIFT's stop for any α can be read off it later. */
+  variances: number[];
 }
 
 /**
@@ -120,6 +122,7 @@ export function siftPicks(
     priorVariance: fixed.priorVariance,
     variance,
     varianceAtStop,
+    variances: fixed.variances,
   };
 }
 
@@ -135,6 +138,8 @@ export interface SiftSelectionFacts {
   variance: number;
   /** null in the file when there is no adaptive stop (JSON has no NaN). */
   varianceAtStop: number | null;
+  /** σ² after each pick, in pick order. */
+  variances: number[];
   seconds: number;
 }
 

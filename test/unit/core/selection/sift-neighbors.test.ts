@@ -127,7 +127,7 @@ test("SIFT picks are the pool's neighbors in pick order, ranked from 1, with the
   expect(fixed.picks.map((p) => p.rank)).toEqual(Array.from({ length: 12 }, (_, t) => t + 1));
   // The distance is the candidate's own, whatever its pick rank.
   expect(fixed.picks.map((p) => p.distance)).toEqual(reference.picks.map((j) => j / 10));
-  expect(fixed).toMatchObject({ stop: -1, variance: reference.variances.at(-1) });
+  expect(fixed).toMatchObject({ stop: -1, variance: reference.variances.at(-1), variances: reference.variances });
   expect(fixed.priorVariance).toBeCloseTo(1, 12);
   expect(fixed.varianceAtStop).toBeNaN();
 
@@ -166,6 +166,7 @@ test('the SIFT neighbor file keeps repeated picks as rows of their own, and the 
     priorVariance: 1,
     variance: 0.125,
     varianceAtStop: q === 0 ? 0.25 : null,
+    variances: [0.5, 0.25, 0.125],
     seconds: 0.001,
   }));
   const jsonl = path.join(dir, 'selection.jsonl');
