@@ -1,4 +1,4 @@
-import { followWorkflow } from './follow';
+import { followWorkflow, stageEta } from './follow';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -159,31 +159,32 @@ export async function followEvaluation(
   log: (line: string) => void,
 ): Promise<EvaluationSummary> {
   const bar = new SingleBar({
-    format: 'eval |{bar}| {value}/{total} documents · {detail} · ETA {eta_formatted}',
+    format: 'eval |{bar}| {value}/{total} documents · {detail} · ETA {remaining}',
     hideCursor: true,
     noTTYOutput: true,
     notTTYSchedule: 10000,
-    etaBuffer: 10,
   });
   let phase = '';
   let started = false;
+  const eta = stageEta();
   const draw = async () => {
     const status = await evaluationStatus(client, handle);
     if (status.phase !== phase) {
-      if (started) bar.update(bar.getTotal(), {});
+      if (started) bar.update(bar.getTotal(), { remaining: '0s' });
       if (status.phase !== 'evaluating') log(`eval ${status.runId}: ${status.phase}`);
       phase = status.phase;
     }
     if (status.phase === 'evaluating') {
       const detail = status.inFlight.map((h) => `#${h.index} ${h.stage} ${h.neighbor}/${h.of}`).join(', ');
-      if (!started) bar.start(Math.max(1, status.documents), status.done, { detail });
-      else bar.update(status.done, { detail: detail || '-' });
+      const payload = { detail: detail || '-', remaining: eta(status.done, status.documents) };
+      if (!started) bar.start(Math.max(1, status.documents), status.done, payload);
+      else bar.update(status.done, payload);
       started = true;
     }
   };
   const finish = () => {
     if (!started) return;
-    bar.update(bar.getTotal(), { detail: 'done' });
+    bar.update(bar.getTotal(), { detail: 'done', remaining: '0s' });
     bar.stop();
   };
   return followWorkflow(handle, showProgress ? { draw, finish } : undefined);

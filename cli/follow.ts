@@ -64,3 +64,27 @@ function isTransient(err: unknown): boolean {
   const code = err instanceof ServiceError ? (err.cause as { code?: number } | undefined)?.code : undefined;
   return code === DEADLINE_EXCEEDED || code === UNAVAILABLE;
 }
+
+/**
+ * An ETA from the stage's own rate since it was first seen, as text: '—' until something is done (cli-progress's
+ * own token prints fragments of "INF" and "NULL" then), `0s` once all is. A stage's rate starts with the stage, so
+ * work resumed from an earlier attempt does not make it look fast.
+ */
+export function stageEta(now: () => number = Date.now): (done: number, total: number) => string {
+  let origin: { at: number; done: number } | undefined;
+  return (done, total) => {
+    const at = now();
+    if (!origin || done < origin.done) origin = { at, done };
+    if (done >= total) return '0s';
+    const rate = (done - origin.done) / ((at - origin.at) / 1000);
+    return rate > 0 && Number.isFinite(rate) ? formatDuration((total - done) / rate) : '—';
+  };
+}
+
+/** `42s`, `3m05s`, `2h07m`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}

@@ -1,4 +1,4 @@
-import { followWorkflow } from './follow';
+import { followWorkflow, stageEta } from './follow';
 import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -132,20 +132,25 @@ export async function followIndexBuild(
   showProgress: boolean,
 ): Promise<IndexBuildSummary> {
   const bar = new SingleBar({
-    format: 'index {phase} |{bar}| {value}/{total} {unit} · ETA {eta_formatted}',
+    format: 'index {phase} |{bar}| {value}/{total} {unit} · ETA {remaining}',
     hideCursor: true,
     noTTYOutput: true,
     notTTYSchedule: 5000,
-    etaBuffer: 20,
   });
   let phase = '';
+  let eta = stageEta();
   const draw = async () => {
     const progress = await indexBuildProgress(client, handle);
     if (progress.phase === 'planning') return;
-    const payload = { phase: progress.phase.padEnd(9), unit: progress.unit };
+    if (progress.phase !== phase) eta = stageEta();
+    const payload = {
+      phase: progress.phase.padEnd(9),
+      unit: progress.unit,
+      remaining: eta(progress.done, progress.total),
+    };
     if (progress.phase !== phase) {
       if (phase !== '') {
-        bar.update(bar.getTotal(), {}); // the previous stage is over
+        bar.update(bar.getTotal(), { remaining: '0s' }); // the previous stage is over
         bar.stop();
       }
       bar.start(Math.max(1, progress.total), progress.done, payload); // a new stage, a new bar: its ETA is its own
@@ -156,7 +161,7 @@ export async function followIndexBuild(
   };
   const finish = () => {
     if (phase === '') return;
-    bar.update(bar.getTotal(), {});
+    bar.update(bar.getTotal(), { remaining: '0s' });
     bar.stop();
   };
   return followWorkflow(handle, showProgress ? { draw, finish } : undefined);

@@ -1,5 +1,5 @@
 import { ServiceError } from '@temporalio/client';
-import { followWorkflow, workflowResult } from '../../../cli/follow';
+import { followWorkflow, workflowResult, formatDuration, stageEta } from '../../../cli/follow';
 
 const later = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
 
@@ -68,4 +68,22 @@ describe('followWorkflow', () => {
     const notFound = new ServiceError('workflow not found', { cause: grpcError(5) });
     await expect(workflowResult({ result: () => Promise.reject(notFound) }, 1)).rejects.toBe(notFound);
   });
+});
+
+test("a stage's ETA comes from its own rate since it was first seen: a dash until work is done, never INF or NaN", () => {
+  let clock = 0;
+  const eta = stageEta(() => clock);
+  expect(eta(40, 100)).toBe('—'); // resumed at 40: no rate yet
+  clock = 10_000;
+  expect(eta(40, 100)).toBe('—'); // nothing done in 10 s
+  clock = 20_000;
+  expect(eta(50, 100)).toBe('1m40s'); // 10 items in 20 s: 50 left at 0.5/s
+  clock = 30_000;
+  expect(eta(100, 100)).toBe('0s');
+  expect([formatDuration(0.4), formatDuration(59), formatDuration(61), formatDuration(7_500)]).toEqual([
+    '0s',
+    '59s',
+    '1m01s',
+    '2h05m',
+  ]);
 });
