@@ -321,9 +321,15 @@ describe('terraform/', () => {
             `${S}/indexes/*/current.json`,
             `${S}/indexes/*/builds/*/plan.json`,
             `${S}/indexes/*/builds/*/manifest.json`,
-            ...['run.json', 'plan.json', 'selection.parquet', 'random/*', 'retrieval/neighbors.parquet'].map(
-              (f) => `${S}/evals/*runs/*/${f}`,
-            ),
+            ...[
+              'run.json',
+              'plan.json',
+              'selection.parquet',
+              'random/*',
+              'retrieval/neighbors.parquet',
+              'retrieval/pool.parquet',
+              'sift/*',
+            ].map((f) => `${S}/evals/*runs/*/${f}`),
             ...['retrieval/manifest.json', 'results/*', 'manifest.json'].map((f) => `${S}/evals/*runs/*/${f}`),
           ],
         },

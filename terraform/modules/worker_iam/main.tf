@@ -3,12 +3,12 @@
 #   index     buildShardIndex, verifyShard
 #   retrieval searchShards
 #   cpu       every workflow; ingestFile, planIndexBuild, writeIndexManifest, withdrawIndexManifest,
-#             promoteIndexBuild, planRetrieval, mergeNeighbors, planEvaluation, compactResults,
-#             writeEvaluationManifest
+#             promoteIndexBuild, planRetrieval, mergeNeighbors, planEvaluation, selectSiftNeighbors,
+#             compactResults, writeEvaluationManifest
 # Layout (core/index/build-layout.ts, core/eval/run-layout.ts): <store>/corpus/<name>/<version>/...,
 # <store>/models/<name>/<version>/..., <store>/indexes/<name>/{current.json,builds/<id>/{plan.json,embeddings/,index/,
 # manifest.json}}, <store>/evals[/<name>]/runs/<run id>/{run.json,plan.json,selection.parquet,queries.parquet,
-# retrieval/,random/,documents/,checkpoints/,results/,manifest.json}. IAM's `*` matches across `/`.
+# retrieval/,random/,sift/,documents/,checkpoints/,results/,manifest.json}. IAM's `*` matches across `/`.
 # Credentials come from the instance profile (s3.credentials=aws): no access keys exist anywhere.
 
 locals {
@@ -225,6 +225,8 @@ data "aws_iam_policy_document" "cpu" {
       "${local.store}/evals/*runs/*/selection.parquet",
       "${local.store}/evals/*runs/*/random/*",
       "${local.store}/evals/*runs/*/retrieval/neighbors.parquet",
+      "${local.store}/evals/*runs/*/retrieval/pool.parquet",
+      "${local.store}/evals/*runs/*/sift/*",
       "${local.store}/evals/*runs/*/retrieval/manifest.json",
       "${local.store}/evals/*runs/*/results/*",
       "${local.store}/evals/*runs/*/manifest.json",
