@@ -160,7 +160,7 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
     this.finishLoading([
       // The causal mask and its fill value, buffers that older checkpoints saved.
       /^h\.\d+\.attn\.(masked_)?bias$/,
-      // transformers overwrites a tied head with wte after loading, as we use wte.
+      // A tied head is wte: transformers overwrites a stored lm_head.weight with it after loading.
       ...(tied ? [/^lm_head\.weight$/] : []),
     ]);
   }

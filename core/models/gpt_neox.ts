@@ -134,7 +134,7 @@ class GPTNeoXLayer {
     p: ParamScope,
     readonly cfg: GPTNeoXConfig,
   ) {
-    // transformers' order: both norms first.
+    // Both norms first, as transformers declares them: the order model.params has always had (the trainer follows it).
     this.inputLayernorm = new LayerNorm(p.sub('input_layernorm'), cfg.hiddenSize, cfg.eps);
     this.postAttentionLayernorm = new LayerNorm(p.sub('post_attention_layernorm'), cfg.hiddenSize, cfg.eps);
     this.attention = new GPTNeoXAttention(p.sub('attention'), cfg);
