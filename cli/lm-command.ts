@@ -6,7 +6,7 @@ import { bitsPerByte, harnessPrefixToken } from '../core/metrics/bits-per-byte';
 import { openStore } from '../core/store/open-store';
 import { loadCausalLM } from '../core/models/registry';
 import { TTTTrainer, runDocument } from '../core/training/ttt';
-import { NAMED_MODELS, locateModel as locateModelIn } from '../infra/models';
+import { NAMED_MODEL_DESCRIPTIONS, NAMED_MODELS, locateModel as locateModelIn } from '../infra/models';
 import { ensureEngine } from '../infra/engine';
 
 export interface LmOptions {
@@ -46,6 +46,9 @@ export async function pushModelCommand(
 async function load(config: Config, options: LmOptions & { training: boolean }, log: (line: string) => void) {
   await ensureEngine(config, log);
   const location = await locateModel(config, options.model, log);
+  // A named model's name alone does not say which variant it is (smollm2-135m: Instruct, quantised).
+  const named = NAMED_MODEL_DESCRIPTIONS[options.model];
+  if (named) log(`${options.model}: ${named}`);
   const loaded = await loadCausalLM(location, { log, backend: config.backend, training: options.training });
   const prefixToken = harnessPrefixToken(loaded.tokenizer, options.prefixToken);
   if (prefixToken >= loaded.model.vocabSize) {

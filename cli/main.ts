@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Config, ConfigError, loadConfig, redact } from '../core/config';
 import { infraDown, infraStatus, infraUp } from '../infra/local-infra';
-import { ensureMiniLM, ensureSmolLM2 } from '../infra/models';
+import { ensureMiniLM, ensureSmolLM2, SMOLLM2_DESCRIPTION } from '../infra/models';
 import { ensureNativeTensorflow, GPU_TENSORFLOW } from '../infra/tensorflow';
 import { ensureTemporalCli, ensureVersitygw } from '../infra/tools';
 import { type RunningWorkers, runWorkers, startWorkers } from '../workers/worker';
@@ -81,7 +81,7 @@ program
     await ensureNativeTensorflow({ cacheDir: c.toolsDir, log });
     if (opts.gpu === true) await ensureNativeTensorflow({ cacheDir: c.toolsDir, log, flavor: GPU_TENSORFLOW });
     log(`all-MiniLM-L6-v2: ${await ensureMiniLM(c.toolsDir, log)}`);
-    log(`SmolLM2-135M: ${await ensureSmolLM2(c.toolsDir, log)}`);
+    log(`smollm2-135m (${SMOLLM2_DESCRIPTION}): ${await ensureSmolLM2(c.toolsDir, log)}`);
     log(`notebook python: ${await ensureNotebookPython(c.toolsDir, log)}`);
   });
 
@@ -269,7 +269,8 @@ lm.command('bpb')
   .description('bits per byte of a text file (lm-evaluation-harness rolling windows)')
   .option(
     '-m, --model <model>',
-    'smollm2-135m, a .gguf file or HF folder (local or s3://), or a Hub id (default: config `model`, smollm2-135m)',
+    'smollm2-135m (SmolLM2-135M-Instruct, Q4_1 GGUF), a .gguf file or HF folder (local or s3://), or a Hub id ' +
+      '(default: config `model`, smollm2-135m)',
   )
   .requiredOption('-f, --file <path>', 'the document (UTF-8 text)')
   .option('--max-length <n>', 'context length of each window', (v) => positiveInt(v, '--max-length'), 512)
@@ -282,7 +283,8 @@ lm.command('ttt')
   .description('TTT-NN on one document: one step per chunk of each neighbor, bits/byte after each, then reset')
   .option(
     '-m, --model <model>',
-    'smollm2-135m, a .gguf file or HF folder (local or s3://), or a Hub id (default: config `model`, smollm2-135m)',
+    'smollm2-135m (SmolLM2-135M-Instruct, Q4_1 GGUF), a .gguf file or HF folder (local or s3://), or a Hub id ' +
+      '(default: config `model`, smollm2-135m)',
   )
   .requiredOption('-d, --doc <path>', 'the test document (UTF-8 text)')
   .requiredOption('-n, --neighbors <paths...>', 'neighbor documents, nearest first')
@@ -308,7 +310,11 @@ program
   .description('models in the artifact store')
   .command('push')
   .description('upload a model as a version <to>/<name>/<version> (files + manifest with SHA-256; idempotent)')
-  .argument('[model]', 'smollm2-135m, a .gguf file or an HF folder (default: config `model`, smollm2-135m)')
+  .argument(
+    '[model]',
+    'smollm2-135m (SmolLM2-135M-Instruct, Q4_1 GGUF), a .gguf file or an HF folder (default: config `model`, ' +
+      'smollm2-135m)',
+  )
   .option('--to <url>', 'where model versions live (s3:// or file://)', 's3://tttnn/models')
   .option('--name <name>', 'model name (default: the named model, or the file/folder name)')
   .action(async (model: string | undefined, opts: { to: string; name?: string }) => {
@@ -493,8 +499,8 @@ async function runEvaluation(
 program
   .command('demo')
   .description(
-    'the main job on the embedded default: start local servers, ingest the bundled sample corpus, push SmolLM2-135M ' +
-      'as a model version, and run TTT-NN on a few of the ingested documents',
+    'the main job on the embedded default: start local servers, ingest the bundled sample corpus, push ' +
+      'SmolLM2-135M-Instruct (Q4_1) as a model version, and run TTT-NN on a few of the ingested documents',
   )
   .option(
     '--ttt-docs <n>',

@@ -73,8 +73,9 @@ export const configSchema = z.strictObject({
     .min(1)
     .default('smollm2-135m')
     .describe(
-      'The language model of `lm`, `model push`, the demo and evaluations: `smollm2-135m` (fetched by setup), a ' +
-        '`.gguf` file or HF folder (local, or a model version in the store: `s3://`, `file://`), or a Hub id.',
+      'The language model of `lm`, `model push`, the demo and evaluations: `smollm2-135m` (SmolLM2-135M-Instruct ' +
+        'quantised Q4_1, a GGUF file fetched by setup), a `.gguf` file or HF folder (local, or a model version in ' +
+        'the store: `s3://`, `file://`), or a Hub id.',
     ),
   temporal: z
     .strictObject({

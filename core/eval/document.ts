@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NeighborText } from '../index/retrieve';
-import { dropoutState, seedDropout } from '../models/modeling-utils';
+import { dropoutState, seedDropout } from '../models/layers';
 import type { TextTokenizer } from '../tokenizers/tokenizer';
 import { type DocumentProgress, type DocumentResult, type TTTTrainer, documentSteps } from '../training/ttt';
 import type { DocumentCheckpoint } from './checkpoint';

@@ -1,17 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
-import {
-  activation,
-  attention,
-  configNumber,
-  layerNorm,
-  linear,
-  mergeHeads,
-  PretrainedModel,
-  splitHeads,
-  type Encoder,
-} from './modeling-utils';
+import { activation, attention, LayerNorm, Linear, mergeHeads, splitHeads } from './layers';
+import { configNumber, type ParamScope, PretrainedModel, type Encoder } from './modeling-utils';
 
 /**
  * BERT-family encoders (transformers BertModel / RobertaModel): post-LayerNorm blocks, learned absolute positions,
@@ -56,49 +47,57 @@ export function bertConfig(c: HfConfig): BertConfig {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-interface Dense {
-  weight: tf.Variable; // (out, in)
-  bias: tf.Variable;
-}
-interface Norm {
-  weight: tf.Variable;
-  bias: tf.Variable;
+/** BertAttention: self-attention (`self.query`, ...) and its output projection with the post-LayerNorm. */
+class BertAttention {
+  readonly query: Linear; // (C, C)
+  readonly key: Linear;
+  readonly value: Linear;
+  readonly outputDense: Linear;
+  readonly outputLayerNorm: LayerNorm;
+
+  constructor(
+    p: ParamScope,
+    readonly cfg: BertConfig,
+  ) {
+    const C = cfg.hiddenSize;
+    this.query = new Linear(p.sub('self.query'), C, C);
+    this.key = new Linear(p.sub('self.key'), C, C);
+    this.value = new Linear(p.sub('self.value'), C, C);
+    this.outputDense = new Linear(p.sub('output.dense'), C, C);
+    this.outputLayerNorm = new LayerNorm(p.sub('output.LayerNorm'), C, cfg.eps);
+  }
+
+  forward(x: tf.Tensor3D, maskBias: tf.Tensor): tf.Tensor3D {
+    const { numHeads: nh, hiddenSize: C } = this.cfg;
+    const q = splitHeads(this.query.forward(x), nh); // (B, nh, T, hs)
+    const k = splitHeads(this.key.forward(x), nh);
+    const v = splitHeads(this.value.forward(x), nh);
+    const y = mergeHeads(attention(q, k, v, 1 / Math.sqrt(C / nh), maskBias)); // (B, T, C)
+    // Post-LN: the residual sum is normalised, unlike GPT-2.
+    return this.outputLayerNorm.forward(this.outputDense.forward(y).add(x)) as tf.Tensor3D;
+  }
 }
 
 class BertLayer {
-  constructor(
-    readonly query: Dense,
-    readonly key: Dense,
-    readonly value: Dense,
-    readonly attnOut: Dense,
-    readonly attnNorm: Norm,
-    readonly intermediate: Dense,
-    readonly output: Dense,
-    readonly outNorm: Norm,
-    readonly cfg: BertConfig,
-    readonly act: (x: tf.Tensor) => tf.Tensor,
-  ) {}
+  readonly attention: BertAttention;
+  readonly intermediateDense: Linear; // (I, C)
+  readonly outputDense: Linear; // (C, I)
+  readonly outputLayerNorm: LayerNorm;
+  readonly act: (x: tf.Tensor) => tf.Tensor;
+
+  constructor(p: ParamScope, cfg: BertConfig) {
+    const { hiddenSize: C, intermediateSize: I } = cfg;
+    this.attention = new BertAttention(p.sub('attention'), cfg);
+    this.intermediateDense = new Linear(p.sub('intermediate.dense'), C, I);
+    this.outputDense = new Linear(p.sub('output.dense'), I, C);
+    this.outputLayerNorm = new LayerNorm(p.sub('output.LayerNorm'), C, cfg.eps);
+    this.act = activation(cfg.activation);
+  }
 
   forward(x: tf.Tensor3D, maskBias: tf.Tensor): tf.Tensor3D {
-    const { numHeads: nh, hiddenSize: C, eps } = this.cfg;
-    const q = splitHeads(linear(x, this.query.weight, this.query.bias), nh); // (B, nh, T, hs)
-    const k = splitHeads(linear(x, this.key.weight, this.key.bias), nh);
-    const v = splitHeads(linear(x, this.value.weight, this.value.bias), nh);
-    const y = mergeHeads(attention(q, k, v, 1 / Math.sqrt(C / nh), maskBias)); // (B, T, C)
-    // Post-LN: the residual sum is normalised, unlike GPT-2.
-    x = layerNorm(
-      linear(y, this.attnOut.weight, this.attnOut.bias).add(x),
-      this.attnNorm.weight,
-      this.attnNorm.bias,
-      eps,
-    ) as tf.Tensor3D;
-    const h = this.act(linear(x, this.intermediate.weight, this.intermediate.bias)); // (B, T, 4C)
-    return layerNorm(
-      linear(h, this.output.weight, this.output.bias).add(x),
-      this.outNorm.weight,
-      this.outNorm.bias,
-      eps,
-    ) as tf.Tensor3D;
+    x = this.attention.forward(x, maskBias);
+    const h = this.act(this.intermediateDense.forward(x)); // (B, T, I)
+    return this.outputLayerNorm.forward(this.outputDense.forward(h).add(x)) as tf.Tensor3D;
   }
 }
 
@@ -107,7 +106,7 @@ export class BertModel extends PretrainedModel implements Encoder {
   readonly wordEmbeddings: tf.Variable; // (V, C)
   readonly positionEmbeddings: tf.Variable; // (P, C)
   readonly tokenTypeEmbeddings: tf.Variable; // (types, C)
-  readonly embNorm: Norm;
+  readonly embeddingsLayerNorm: LayerNorm;
   readonly layers: BertLayer[] = [];
 
   static fromCheckpoint(ckpt: HfCheckpoint): BertModel {
@@ -115,42 +114,24 @@ export class BertModel extends PretrainedModel implements Encoder {
   }
 
   constructor(config: HfConfig, weights: TensorMap, source: string) {
-    // Task heads (BertForMaskedLM, ...) save the encoder under `bert.` / `roberta.`; the heads themselves are unused.
+    // Task heads (BertForMaskedLM, ...) save the encoder under `bert.` / `roberta.`.
     super(config, weights, source, ['', 'bert.', 'roberta.', 'model.']);
     const cfg = (this.cfg = bertConfig(config));
     const C = cfg.hiddenSize;
-    const I = cfg.intermediateSize;
-    const dense = (name: string, out: number, inF: number): Dense => ({
-      weight: this.param(`${name}.weight`, [out, inF]),
-      bias: this.param(`${name}.bias`, [out]),
-    });
-    const norm = (name: string): Norm => ({
-      weight: this.param(`${name}.weight`, [C]),
-      bias: this.param(`${name}.bias`, [C]),
-    });
-
-    this.wordEmbeddings = this.param('embeddings.word_embeddings.weight', [cfg.vocabSize, C]);
-    this.positionEmbeddings = this.param('embeddings.position_embeddings.weight', [cfg.maxPositions, C]);
-    this.tokenTypeEmbeddings = this.param('embeddings.token_type_embeddings.weight', [cfg.typeVocabSize, C]);
-    this.embNorm = norm('embeddings.LayerNorm');
-    for (let i = 0; i < cfg.numLayers; i++) {
-      const p = `encoder.layer.${i}`;
-      this.layers.push(
-        new BertLayer(
-          dense(`${p}.attention.self.query`, C, C),
-          dense(`${p}.attention.self.key`, C, C),
-          dense(`${p}.attention.self.value`, C, C),
-          dense(`${p}.attention.output.dense`, C, C),
-          norm(`${p}.attention.output.LayerNorm`),
-          dense(`${p}.intermediate.dense`, I, C),
-          dense(`${p}.output.dense`, C, I),
-          norm(`${p}.output.LayerNorm`),
-          cfg,
-          activation(cfg.activation),
-        ),
-      );
-    }
-    this.releaseCheckpoint();
+    const p = this.scope();
+    this.wordEmbeddings = p.param('embeddings.word_embeddings.weight', [cfg.vocabSize, C]);
+    this.positionEmbeddings = p.param('embeddings.position_embeddings.weight', [cfg.maxPositions, C]);
+    this.tokenTypeEmbeddings = p.param('embeddings.token_type_embeddings.weight', [cfg.typeVocabSize, C]);
+    this.embeddingsLayerNorm = new LayerNorm(p.sub('embeddings.LayerNorm'), C, cfg.eps);
+    for (let i = 0; i < cfg.numLayers; i++) this.layers.push(new BertLayer(p.sub(`encoder.layer.${i}`), cfg));
+    this.finishLoading([
+      // Buffers: position ids 0..P-1 and zero token types, which forward() makes itself.
+      /^embeddings\.(position_ids|token_type_ids)$/,
+      // The pooler (a tanh layer over [CLS]) and other tasks' heads: mean pooling reads the last hidden state only.
+      /^pooler\.dense\.(weight|bias)$/,
+      /^cls\.(predictions|seq_relationship)\./,
+      /^lm_head\./,
+    ]);
   }
 
   get hiddenSize(): number {
@@ -180,7 +161,7 @@ export class BertModel extends PretrainedModel implements Encoder {
         .gather(this.wordEmbeddings, inputIds)
         .add(tf.gather(this.positionEmbeddings, positions))
         .add(tf.gather(this.tokenTypeEmbeddings, types)); // (B, T, C)
-      x = layerNorm(x, this.embNorm.weight, this.embNorm.bias, this.cfg.eps);
+      x = this.embeddingsLayerNorm.forward(x);
       // Padding keys get a large negative score; (B, 1, 1, T) broadcasts over heads and queries.
       const maskBias = tf.sub(1, attentionMask.toFloat()).mul(-1e9).reshape([B, 1, 1, T]);
       for (const layer of this.layers) x = layer.forward(x as tf.Tensor3D, maskBias);

@@ -5,18 +5,16 @@ import {
   activation,
   attention,
   causalBias,
-  configNumber,
-  conv1d,
+  Conv1D,
   dropoutFor,
   embedding,
-  layerNorm,
+  LayerNorm,
   mergeHeads,
   outputLogits,
-  PretrainedModel,
   splitHeads,
-  type CausalLM,
   type Dropout,
-} from './modeling-utils';
+} from './layers';
+import { configNumber, type ParamScope, PretrainedModel, type CausalLM } from './modeling-utils';
 
 /**
  * GPT-2 (transformers GPT2LMHeadModel), pre-LayerNorm decoder with learned positions and a tied LM head.
@@ -61,64 +59,72 @@ export function gpt2Config(c: HfConfig): GPT2Config {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-class LayerNorm {
-  constructor(
-    readonly weight: tf.Variable,
-    readonly bias: tf.Variable,
-    readonly eps: number,
-  ) {}
-  forward(x: tf.Tensor): tf.Tensor {
-    return layerNorm(x, this.weight, this.bias, this.eps);
-  }
-}
-
 class CausalSelfAttention {
+  readonly cAttn: Conv1D; // (C, 3C): q, k, v side by side
+  readonly cProj: Conv1D; // (C, C)
+  readonly scale: number;
+
   constructor(
-    readonly cAttnW: tf.Variable, // (C, 3C)
-    readonly cAttnB: tf.Variable,
-    readonly cProjW: tf.Variable, // (C, C)
-    readonly cProjB: tf.Variable,
-    readonly nHead: number,
-    readonly scale: number,
+    p: ParamScope,
     readonly cfg: GPT2Config,
-  ) {}
+    layerIdx: number,
+  ) {
+    const C = cfg.nEmbd;
+    this.cAttn = new Conv1D(p.sub('c_attn'), C, 3 * C);
+    this.cProj = new Conv1D(p.sub('c_proj'), C, C);
+    this.scale =
+      (cfg.scaleAttnWeights ? 1 / Math.sqrt(C / cfg.nHead) : 1) / (cfg.scaleAttnByInverseLayerIdx ? layerIdx + 1 : 1);
+  }
 
   forward(x: tf.Tensor3D, bias: tf.Tensor, drop: Dropout): tf.Tensor3D {
-    const [q, k, v] = tf.split(conv1d(x, this.cAttnW, this.cAttnB), 3, -1); // 3 x (B, T, C)
+    const nh = this.cfg.nHead;
+    const [q, k, v] = tf.split(this.cAttn.forward(x), 3, -1); // 3 x (B, T, C)
     const y = attention(
-      splitHeads(q as tf.Tensor, this.nHead), // (B, nh, T, hs)
-      splitHeads(k as tf.Tensor, this.nHead),
-      splitHeads(v as tf.Tensor, this.nHead),
+      splitHeads(q as tf.Tensor, nh), // (B, nh, T, hs)
+      splitHeads(k as tf.Tensor, nh),
+      splitHeads(v as tf.Tensor, nh),
       this.scale,
       bias,
       drop,
       this.cfg.attnPdrop,
     );
-    return drop(conv1d(mergeHeads(y), this.cProjW, this.cProjB), this.cfg.residPdrop) as tf.Tensor3D; // (B, T, C)
+    return drop(this.cProj.forward(mergeHeads(y)), this.cfg.residPdrop) as tf.Tensor3D; // (B, T, C)
   }
 }
 
 class MLP {
+  readonly cFc: Conv1D; // (C, 4C)
+  readonly cProj: Conv1D; // (4C, C)
+  readonly act: (x: tf.Tensor) => tf.Tensor;
+
   constructor(
-    readonly cFcW: tf.Variable, // (C, 4C)
-    readonly cFcB: tf.Variable,
-    readonly cProjW: tf.Variable, // (4C, C)
-    readonly cProjB: tf.Variable,
-    readonly act: (x: tf.Tensor) => tf.Tensor,
-    readonly residPdrop: number,
-  ) {}
+    p: ParamScope,
+    readonly cfg: GPT2Config,
+  ) {
+    this.cFc = new Conv1D(p.sub('c_fc'), cfg.nEmbd, cfg.nInner);
+    this.cProj = new Conv1D(p.sub('c_proj'), cfg.nInner, cfg.nEmbd);
+    this.act = activation(cfg.activation);
+  }
+
   forward(x: tf.Tensor, drop: Dropout): tf.Tensor {
-    return drop(conv1d(this.act(conv1d(x, this.cFcW, this.cFcB)), this.cProjW, this.cProjB), this.residPdrop);
+    return drop(this.cProj.forward(this.act(this.cFc.forward(x))), this.cfg.residPdrop);
   }
 }
 
 class Block {
-  constructor(
-    readonly ln1: LayerNorm,
-    readonly attn: CausalSelfAttention,
-    readonly ln2: LayerNorm,
-    readonly mlp: MLP,
-  ) {}
+  readonly ln1: LayerNorm;
+  readonly attn: CausalSelfAttention;
+  readonly ln2: LayerNorm;
+  readonly mlp: MLP;
+
+  constructor(p: ParamScope, cfg: GPT2Config, layerIdx: number) {
+    // Registered attn, mlp, then the norms: the order model.params has always had (the trainer follows it).
+    this.attn = new CausalSelfAttention(p.sub('attn'), cfg, layerIdx);
+    this.mlp = new MLP(p.sub('mlp'), cfg);
+    this.ln1 = new LayerNorm(p.sub('ln_1'), cfg.nEmbd, cfg.eps);
+    this.ln2 = new LayerNorm(p.sub('ln_2'), cfg.nEmbd, cfg.eps);
+  }
+
   forward(x: tf.Tensor3D, bias: tf.Tensor, drop: Dropout): tf.Tensor3D {
     x = x.add(this.attn.forward(this.ln1.forward(x) as tf.Tensor3D, bias, drop));
     return x.add(this.mlp.forward(this.ln2.forward(x), drop));
@@ -143,36 +149,20 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
   constructor(config: HfConfig, weights: TensorMap, source: string) {
     super(config, weights, source, ['', 'transformer.']);
     const cfg = (this.cfg = gpt2Config(config));
-    const C = cfg.nEmbd;
-    const ln = (name: string) =>
-      new LayerNorm(this.param(`${name}.weight`, [C]), this.param(`${name}.bias`, [C]), cfg.eps);
-    this.wte = this.param('wte.weight', [cfg.vocabSize, C]);
-    this.wpe = this.param('wpe.weight', [cfg.nPositions, C]);
-    for (let i = 0; i < cfg.nLayer; i++) {
-      const p = `h.${i}`;
-      const attn = new CausalSelfAttention(
-        this.param(`${p}.attn.c_attn.weight`, [C, 3 * C]),
-        this.param(`${p}.attn.c_attn.bias`, [3 * C]),
-        this.param(`${p}.attn.c_proj.weight`, [C, C]),
-        this.param(`${p}.attn.c_proj.bias`, [C]),
-        cfg.nHead,
-        (cfg.scaleAttnWeights ? 1 / Math.sqrt(C / cfg.nHead) : 1) / (cfg.scaleAttnByInverseLayerIdx ? i + 1 : 1),
-        cfg,
-      );
-      const mlp = new MLP(
-        this.param(`${p}.mlp.c_fc.weight`, [C, cfg.nInner]),
-        this.param(`${p}.mlp.c_fc.bias`, [cfg.nInner]),
-        this.param(`${p}.mlp.c_proj.weight`, [cfg.nInner, C]),
-        this.param(`${p}.mlp.c_proj.bias`, [C]),
-        activation(cfg.activation),
-        cfg.residPdrop,
-      );
-      this.h.push(new Block(ln(`${p}.ln_1`), attn, ln(`${p}.ln_2`), mlp));
-    }
-    this.lnF = ln('ln_f');
+    const p = this.scope();
+    this.wte = p.param('wte.weight', [cfg.vocabSize, cfg.nEmbd]);
+    this.wpe = p.param('wpe.weight', [cfg.nPositions, cfg.nEmbd]);
+    for (let i = 0; i < cfg.nLayer; i++) this.h.push(new Block(p.sub(`h.${i}`), cfg, i));
+    this.lnF = new LayerNorm(p.sub('ln_f'), cfg.nEmbd, cfg.eps);
     // save_pretrained drops lm_head.weight when it is tied to wte (the default).
-    this.lmHead = config.tie_word_embeddings === false ? this.param('lm_head.weight', [cfg.vocabSize, C]) : this.wte;
-    this.releaseCheckpoint();
+    const tied = config.tie_word_embeddings !== false;
+    this.lmHead = tied ? this.wte : p.param('lm_head.weight', [cfg.vocabSize, cfg.nEmbd]);
+    this.finishLoading([
+      // The causal mask and its fill value, buffers that older checkpoints saved.
+      /^h\.\d+\.attn\.(masked_)?bias$/,
+      // A tied head is wte: transformers overwrites a stored lm_head.weight with it after loading.
+      ...(tied ? [/^lm_head\.weight$/] : []),
+    ]);
   }
 
   get vocabSize(): number {

@@ -5,18 +5,16 @@ import {
   activation,
   attention,
   causalBias,
-  configNumber,
   dropoutFor,
   embedding,
-  layerNorm,
-  linear,
+  LayerNorm,
+  Linear,
   mergeHeads,
   outputLogits,
-  PretrainedModel,
   splitHeads,
-  type CausalLM,
   type Dropout,
-} from './modeling-utils';
+} from './layers';
+import { configNumber, type ParamScope, PretrainedModel, type CausalLM } from './modeling-utils';
 
 /**
  * GPT-Neo (transformers GPTNeoForCausalLM): GPT-2's layout with torch Linear layers (weights (out, in)), bias-free
@@ -69,40 +67,73 @@ export function gptNeoConfig(c: HfConfig): GPTNeoConfig {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-interface Norm {
-  weight: tf.Variable;
-  bias: tf.Variable;
+class GPTNeoSelfAttention {
+  readonly qProj: Linear; // (C, C), no bias
+  readonly kProj: Linear;
+  readonly vProj: Linear;
+  readonly outProj: Linear; // (C, C)
+
+  constructor(
+    p: ParamScope,
+    readonly cfg: GPTNeoConfig,
+    /** Attends a causal window of `window_size` tokens rather than the whole prefix. */
+    readonly local: boolean,
+  ) {
+    const C = cfg.hiddenSize;
+    this.qProj = new Linear(p.sub('q_proj'), C, C, false);
+    this.kProj = new Linear(p.sub('k_proj'), C, C, false);
+    this.vProj = new Linear(p.sub('v_proj'), C, C, false);
+    this.outProj = new Linear(p.sub('out_proj'), C, C);
+  }
+
+  forward(x: tf.Tensor, globalBias: tf.Tensor, localBias: tf.Tensor, drop: Dropout): tf.Tensor {
+    const nh = this.cfg.numHeads;
+    const q = splitHeads(this.qProj.forward(x), nh); // (B, nh, T, hs)
+    const k = splitHeads(this.kProj.forward(x), nh);
+    const v = splitHeads(this.vProj.forward(x), nh);
+    const bias = this.local ? localBias : globalBias;
+    const y = mergeHeads(attention(q, k, v, 1, bias, drop, this.cfg.attentionDropout)); // (B, T, C), unscaled
+    return drop(this.outProj.forward(y), this.cfg.residDropout);
+  }
+}
+
+class GPTNeoMLP {
+  readonly cFc: Linear; // (I, C)
+  readonly cProj: Linear; // (C, I)
+  readonly act: (x: tf.Tensor) => tf.Tensor;
+
+  constructor(
+    p: ParamScope,
+    readonly cfg: GPTNeoConfig,
+  ) {
+    this.cFc = new Linear(p.sub('c_fc'), cfg.hiddenSize, cfg.intermediateSize);
+    this.cProj = new Linear(p.sub('c_proj'), cfg.intermediateSize, cfg.hiddenSize);
+    this.act = activation(cfg.activation);
+  }
+
+  forward(x: tf.Tensor, drop: Dropout): tf.Tensor {
+    return drop(this.cProj.forward(this.act(this.cFc.forward(x))), this.cfg.residDropout);
+  }
 }
 
 class GPTNeoBlock {
-  constructor(
-    readonly ln1: Norm,
-    readonly qProj: tf.Variable, // (C, C), no bias
-    readonly kProj: tf.Variable,
-    readonly vProj: tf.Variable,
-    readonly outProjW: tf.Variable,
-    readonly outProjB: tf.Variable,
-    readonly ln2: Norm,
-    readonly cFcW: tf.Variable, // (I, C)
-    readonly cFcB: tf.Variable,
-    readonly cProjW: tf.Variable, // (C, I)
-    readonly cProjB: tf.Variable,
-    readonly local: boolean,
-    readonly cfg: GPTNeoConfig,
-    readonly act: (x: tf.Tensor) => tf.Tensor,
-  ) {}
+  readonly ln1: LayerNorm;
+  readonly attn: GPTNeoSelfAttention;
+  readonly ln2: LayerNorm;
+  readonly mlp: GPTNeoMLP;
+
+  constructor(p: ParamScope, cfg: GPTNeoConfig, layerIdx: number) {
+    const local = cfg.attentionLayers[layerIdx] === 'local';
+    this.ln1 = new LayerNorm(p.sub('ln_1'), cfg.hiddenSize, cfg.eps);
+    // transformers' GPTNeoAttention only wraps the global or local self-attention, hence `attn.attention`.
+    this.attn = new GPTNeoSelfAttention(p.sub('attn.attention'), cfg, local);
+    this.ln2 = new LayerNorm(p.sub('ln_2'), cfg.hiddenSize, cfg.eps);
+    this.mlp = new GPTNeoMLP(p.sub('mlp'), cfg);
+  }
 
   forward(x: tf.Tensor3D, globalBias: tf.Tensor, localBias: tf.Tensor, drop: Dropout): tf.Tensor3D {
-    const { numHeads: nh, eps, attentionDropout, residDropout } = this.cfg;
-    const h = layerNorm(x, this.ln1.weight, this.ln1.bias, eps);
-    const q = splitHeads(linear(h, this.qProj), nh); // (B, nh, T, hs)
-    const k = splitHeads(linear(h, this.kProj), nh);
-    const v = splitHeads(linear(h, this.vProj), nh);
-    const bias = this.local ? localBias : globalBias;
-    const y = mergeHeads(attention(q, k, v, 1, bias, drop, attentionDropout)); // (B, T, C), unscaled
-    x = x.add(drop(linear(y, this.outProjW, this.outProjB), residDropout));
-    const m = layerNorm(x, this.ln2.weight, this.ln2.bias, eps);
-    return x.add(drop(linear(this.act(linear(m, this.cFcW, this.cFcB)), this.cProjW, this.cProjB), residDropout));
+    x = x.add(this.attn.forward(this.ln1.forward(x), globalBias, localBias, drop));
+    return x.add(this.mlp.forward(this.ln2.forward(x), drop));
   }
 }
 
@@ -111,7 +142,7 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
   readonly wte: tf.Variable; // (V, C)
   readonly wpe: tf.Variable; // (P, C)
   readonly h: GPTNeoBlock[] = [];
-  readonly lnF: Norm;
+  readonly lnF: LayerNorm;
   readonly lmHead: tf.Variable;
   training = false;
 
@@ -122,39 +153,19 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
   constructor(config: HfConfig, weights: TensorMap, source: string) {
     super(config, weights, source, ['', 'transformer.']);
     const cfg = (this.cfg = gptNeoConfig(config));
-    const C = cfg.hiddenSize;
-    const I = cfg.intermediateSize;
-    const norm = (name: string): Norm => ({
-      weight: this.param(`${name}.weight`, [C]),
-      bias: this.param(`${name}.bias`, [C]),
-    });
-    this.wte = this.param('wte.weight', [cfg.vocabSize, C]);
-    this.wpe = this.param('wpe.weight', [cfg.maxPositions, C]);
-    for (let i = 0; i < cfg.numLayers; i++) {
-      const p = `h.${i}`;
-      const a = `${p}.attn.attention`;
-      this.h.push(
-        new GPTNeoBlock(
-          norm(`${p}.ln_1`),
-          this.param(`${a}.q_proj.weight`, [C, C]),
-          this.param(`${a}.k_proj.weight`, [C, C]),
-          this.param(`${a}.v_proj.weight`, [C, C]),
-          this.param(`${a}.out_proj.weight`, [C, C]),
-          this.param(`${a}.out_proj.bias`, [C]),
-          norm(`${p}.ln_2`),
-          this.param(`${p}.mlp.c_fc.weight`, [I, C]),
-          this.param(`${p}.mlp.c_fc.bias`, [I]),
-          this.param(`${p}.mlp.c_proj.weight`, [C, I]),
-          this.param(`${p}.mlp.c_proj.bias`, [C]),
-          cfg.attentionLayers[i] === 'local',
-          cfg,
-          activation(cfg.activation),
-        ),
-      );
-    }
-    this.lnF = norm('ln_f');
-    this.lmHead = config.tie_word_embeddings === false ? this.param('lm_head.weight', [cfg.vocabSize, C]) : this.wte;
-    this.releaseCheckpoint();
+    const p = this.scope();
+    this.wte = p.param('wte.weight', [cfg.vocabSize, cfg.hiddenSize]);
+    this.wpe = p.param('wpe.weight', [cfg.maxPositions, cfg.hiddenSize]);
+    for (let i = 0; i < cfg.numLayers; i++) this.h.push(new GPTNeoBlock(p.sub(`h.${i}`), cfg, i));
+    this.lnF = new LayerNorm(p.sub('ln_f'), cfg.hiddenSize, cfg.eps);
+    const tied = config.tie_word_embeddings !== false;
+    this.lmHead = tied ? this.wte : p.param('lm_head.weight', [cfg.vocabSize, cfg.hiddenSize]);
+    this.finishLoading([
+      // The causal (or local) mask and its fill value, buffers that EleutherAI's checkpoints saved.
+      /^h\.\d+\.attn\.attention\.(masked_)?bias$/,
+      // A tied head is wte: transformers overwrites a stored lm_head.weight with it after loading.
+      ...(tied ? [/^lm_head\.weight$/] : []),
+    ]);
   }
 
   get vocabSize(): number {
@@ -174,7 +185,7 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
       const globalBias = causalBias(T);
       const localBias = causalBias(T, this.cfg.windowSize);
       for (const block of this.h) x = block.forward(x, globalBias, localBias, drop);
-      x = layerNorm(x, this.lnF.weight, this.lnF.bias, this.cfg.eps) as tf.Tensor3D;
+      x = this.lnF.forward(x) as tf.Tensor3D;
       return outputLogits(x, this.lmHead as tf.Tensor2D); // (B, T, V)
     });
   }

@@ -3,19 +3,19 @@ import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
   activation,
+  applyRotary,
   attention,
   causalBias,
-  configNumber,
   dropoutFor,
   embedding,
-  layerNorm,
-  linear,
+  LayerNorm,
+  Linear,
   mergeHeads,
   outputLogits,
-  PretrainedModel,
-  type CausalLM,
+  rotaryTables,
   type Dropout,
-} from './modeling-utils';
+} from './layers';
+import { configNumber, type ParamScope, PretrainedModel, type CausalLM } from './modeling-utils';
 
 /**
  * GPT-NeoX / Pythia (transformers GPTNeoXForCausalLM): no position embeddings but rotary ones on the first
@@ -72,55 +72,25 @@ export function gptNeoXConfig(c: HfConfig): GPTNeoXConfig {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** cos and sin tables (T, rotaryNdims): angle(t, i) = t * theta^(-2i/d), repeated for both halves. */
-function rotaryTables(T: number, dims: number, theta: number): [tf.Tensor2D, tf.Tensor2D] {
-  return tf.tidy(() => {
-    const invFreq = tf.tensor1d(
-      Array.from({ length: dims / 2 }, (_, i) => 1 / theta ** ((2 * i) / dims)),
-      'float32',
-    );
-    const freqs = tf.outerProduct(tf.range(0, T, 1, 'float32'), invFreq); // (T, d/2)
-    const emb = tf.concat([freqs, freqs], -1); // (T, d)
-    return [tf.cos(emb), tf.sin(emb)];
-  });
-}
+class GPTNeoXAttention {
+  readonly queryKeyValue: Linear; // (3C, C), per head [q | k | v]
+  readonly dense: Linear; // (C, C)
 
-/** q*cos + rotate_half(q)*sin on the first `dims` channels of (B, nh, T, hs); the rest pass through. */
-function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D, dims: number): tf.Tensor4D {
-  const hs = x.shape[3];
-  const [rot, pass] = tf.split(x, [dims, hs - dims], -1);
-  const [x1, x2] = tf.split(rot as tf.Tensor, 2, -1);
-  const rotated = tf.concat([tf.neg(x2 as tf.Tensor), x1 as tf.Tensor], -1); // rotate_half
-  const embedded = (rot as tf.Tensor).mul(cos).add(rotated.mul(sin));
-  return tf.concat<tf.Tensor4D>([embedded as tf.Tensor4D, pass as tf.Tensor4D], -1);
-}
-
-interface Dense {
-  weight: tf.Variable; // (out, in)
-  bias?: tf.Variable;
-}
-interface Norm {
-  weight: tf.Variable;
-  bias: tf.Variable;
-}
-
-class GPTNeoXLayer {
   constructor(
-    readonly inputLayernorm: Norm,
-    readonly postAttentionLayernorm: Norm,
-    readonly queryKeyValue: Dense, // (3C, C)
-    readonly dense: Dense, // (C, C)
-    readonly up: Dense, // dense_h_to_4h (I, C)
-    readonly down: Dense, // dense_4h_to_h (C, I)
+    p: ParamScope,
     readonly cfg: GPTNeoXConfig,
-    readonly act: (x: tf.Tensor) => tf.Tensor,
-  ) {}
+  ) {
+    const C = cfg.hiddenSize;
+    this.queryKeyValue = new Linear(p.sub('query_key_value'), C, 3 * C, cfg.attentionBias);
+    this.dense = new Linear(p.sub('dense'), C, C, cfg.attentionBias);
+  }
 
-  attention(x: tf.Tensor3D, bias: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, drop: Dropout): tf.Tensor {
+  forward(x: tf.Tensor3D, bias: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, drop: Dropout): tf.Tensor {
     const [B, T, C] = x.shape;
     const nh = this.cfg.numHeads;
     const hs = C / nh;
-    const qkv = linear(x, this.queryKeyValue.weight, this.queryKeyValue.bias) // (B, T, 3C)
+    const qkv = this.queryKeyValue
+      .forward(x) // (B, T, 3C)
       .reshape([B, T, nh, 3 * hs])
       .transpose([0, 2, 1, 3]); // (B, nh, T, 3hs): per head [q | k | v]
     const [q, k, v] = tf.split(qkv, 3, -1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]; // (B, nh, T, hs)
@@ -134,29 +104,53 @@ class GPTNeoXLayer {
       drop,
       this.cfg.attentionDropout,
     );
-    return linear(mergeHeads(y), this.dense.weight, this.dense.bias); // (B, T, C)
+    return this.dense.forward(mergeHeads(y)); // (B, T, C)
+  }
+}
+
+class GPTNeoXMLP {
+  readonly denseHTo4h: Linear; // (I, C)
+  readonly dense4hToH: Linear; // (C, I)
+  readonly act: (x: tf.Tensor) => tf.Tensor;
+
+  constructor(p: ParamScope, cfg: GPTNeoXConfig) {
+    this.denseHTo4h = new Linear(p.sub('dense_h_to_4h'), cfg.hiddenSize, cfg.intermediateSize);
+    this.dense4hToH = new Linear(p.sub('dense_4h_to_h'), cfg.intermediateSize, cfg.hiddenSize);
+    this.act = activation(cfg.activation);
   }
 
-  mlp(x: tf.Tensor): tf.Tensor {
-    return linear(this.act(linear(x, this.up.weight, this.up.bias)), this.down.weight, this.down.bias);
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.dense4hToH.forward(this.act(this.denseHTo4h.forward(x)));
+  }
+}
+
+class GPTNeoXLayer {
+  readonly inputLayernorm: LayerNorm;
+  readonly postAttentionLayernorm: LayerNorm;
+  readonly attention: GPTNeoXAttention;
+  readonly mlp: GPTNeoXMLP;
+
+  constructor(
+    p: ParamScope,
+    readonly cfg: GPTNeoXConfig,
+  ) {
+    // Both norms first, as transformers declares them: the order model.params has always had (the trainer follows it).
+    this.inputLayernorm = new LayerNorm(p.sub('input_layernorm'), cfg.hiddenSize, cfg.eps);
+    this.postAttentionLayernorm = new LayerNorm(p.sub('post_attention_layernorm'), cfg.hiddenSize, cfg.eps);
+    this.attention = new GPTNeoXAttention(p.sub('attention'), cfg);
+    this.mlp = new GPTNeoXMLP(p.sub('mlp'), cfg);
   }
 
   forward(x: tf.Tensor3D, bias: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, drop: Dropout): tf.Tensor3D {
-    const { eps, hiddenDropout } = this.cfg;
-    const ln1 = layerNorm(x, this.inputLayernorm.weight, this.inputLayernorm.bias, eps) as tf.Tensor3D;
-    const a = drop(this.attention(ln1, bias, cos, sin, drop), hiddenDropout);
+    const { hiddenDropout } = this.cfg;
+    const ln1 = this.inputLayernorm.forward(x) as tf.Tensor3D;
+    const a = drop(this.attention.forward(ln1, bias, cos, sin, drop), hiddenDropout);
     if (this.cfg.parallelResidual) {
-      const m = drop(
-        this.mlp(layerNorm(x, this.postAttentionLayernorm.weight, this.postAttentionLayernorm.bias, eps)),
-        hiddenDropout,
-      );
+      const m = drop(this.mlp.forward(this.postAttentionLayernorm.forward(x)), hiddenDropout);
       return m.add(a).add(x); // x + attn(ln1(x)) + mlp(ln2(x))
     }
     const h = a.add(x);
-    const m = drop(
-      this.mlp(layerNorm(h, this.postAttentionLayernorm.weight, this.postAttentionLayernorm.bias, eps)),
-      hiddenDropout,
-    );
+    const m = drop(this.mlp.forward(this.postAttentionLayernorm.forward(h)), hiddenDropout);
     return m.add(h);
   }
 }
@@ -165,7 +159,7 @@ export class GPTNeoXForCausalLM extends PretrainedModel implements CausalLM {
   readonly cfg: GPTNeoXConfig;
   readonly embedIn: tf.Variable; // (V, C)
   readonly layers: GPTNeoXLayer[] = [];
-  readonly finalLayerNorm: Norm;
+  readonly finalLayerNorm: LayerNorm;
   readonly embedOut: tf.Variable; // (V, C)
   training = false;
 
@@ -176,35 +170,19 @@ export class GPTNeoXForCausalLM extends PretrainedModel implements CausalLM {
   constructor(config: HfConfig, weights: TensorMap, source: string) {
     super(config, weights, source, ['', 'gpt_neox.']);
     const cfg = (this.cfg = gptNeoXConfig(config));
-    const C = cfg.hiddenSize;
-    const I = cfg.intermediateSize;
-    const norm = (name: string): Norm => ({
-      weight: this.param(`${name}.weight`, [C]),
-      bias: this.param(`${name}.bias`, [C]),
-    });
-    const dense = (name: string, out: number, inF: number, bias = true): Dense => ({
-      weight: this.param(`${name}.weight`, [out, inF]),
-      ...(bias ? { bias: this.param(`${name}.bias`, [out]) } : {}),
-    });
-    this.embedIn = this.param('embed_in.weight', [cfg.vocabSize, C]);
-    for (let i = 0; i < cfg.numLayers; i++) {
-      const p = `layers.${i}`;
-      this.layers.push(
-        new GPTNeoXLayer(
-          norm(`${p}.input_layernorm`),
-          norm(`${p}.post_attention_layernorm`),
-          dense(`${p}.attention.query_key_value`, 3 * C, C, cfg.attentionBias),
-          dense(`${p}.attention.dense`, C, C, cfg.attentionBias),
-          dense(`${p}.mlp.dense_h_to_4h`, I, C),
-          dense(`${p}.mlp.dense_4h_to_h`, C, I),
-          cfg,
-          activation(cfg.activation),
-        ),
-      );
-    }
-    this.finalLayerNorm = norm('final_layer_norm');
-    this.embedOut = cfg.tieWordEmbeddings ? this.embedIn : this.param('embed_out.weight', [cfg.vocabSize, C]);
-    this.releaseCheckpoint();
+    const p = this.scope();
+    this.embedIn = p.param('embed_in.weight', [cfg.vocabSize, cfg.hiddenSize]);
+    for (let i = 0; i < cfg.numLayers; i++) this.layers.push(new GPTNeoXLayer(p.sub(`layers.${i}`), cfg));
+    this.finalLayerNorm = new LayerNorm(p.sub('final_layer_norm'), cfg.hiddenSize, cfg.eps);
+    const tied = cfg.tieWordEmbeddings;
+    this.embedOut = tied ? this.embedIn : p.param('embed_out.weight', [cfg.vocabSize, cfg.hiddenSize]);
+    this.finishLoading([
+      // Buffers of older checkpoints (Pythia): the causal mask, its fill value, the rotary frequencies.
+      /^layers\.\d+\.attention\.(masked_)?bias$/,
+      /^(layers\.\d+\.attention\.)?rotary_emb\.inv_freq$/,
+      // A tied head is embed_in: transformers overwrites a stored embed_out.weight with it after loading.
+      ...(tied ? [/^embed_out\.weight$/] : []),
+    ]);
   }
 
   get vocabSize(): number {
@@ -223,7 +201,7 @@ export class GPTNeoXForCausalLM extends PretrainedModel implements CausalLM {
       const bias = causalBias(T);
       const [cos, sin] = rotaryTables(T, this.cfg.rotaryNdims, this.cfg.ropeTheta); // (T, d)
       for (const layer of this.layers) x = layer.forward(x, bias, cos, sin, drop);
-      x = layerNorm(x, this.finalLayerNorm.weight, this.finalLayerNorm.bias, this.cfg.eps) as tf.Tensor3D;
+      x = this.finalLayerNorm.forward(x) as tf.Tensor3D;
       return outputLogits(x, this.embedOut as tf.Tensor2D); // (B, T, V)
     });
   }

@@ -2,17 +2,18 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
+  applyRotary,
   attention,
   causalBias,
-  configNumber,
   dropoutFor,
   embedding,
-  linear,
+  Linear,
   outputLogits,
-  PretrainedModel,
-  type CausalLM,
+  RMSNorm,
+  rotaryTables,
   type Dropout,
-} from './modeling-utils';
+} from './layers';
+import { configNumber, type ParamScope, PretrainedModel, type CausalLM } from './modeling-utils';
 
 /**
  * Llama (transformers LlamaForCausalLM), e.g. SmolLM2: RMSNorm, rotary position embeddings on whole heads
@@ -64,49 +65,28 @@ export function llamaConfig(c: HfConfig): LlamaConfig {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * weight (no mean subtraction, no bias). */
-function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  return x.mul(tf.rsqrt(x.square().mean(-1, true).add(eps))).mul(weight);
-}
+class LlamaAttention {
+  readonly qProj: Linear; // (nh*hs, C)
+  readonly kProj: Linear; // (nkv*hs, C)
+  readonly vProj: Linear; // (nkv*hs, C)
+  readonly oProj: Linear; // (C, nh*hs)
 
-/** cos and sin tables (T, hs): angle(t, i) = t * theta^(-2i/hs), the same for both halves of a head. */
-function rotaryTables(T: number, dims: number, theta: number): [tf.Tensor2D, tf.Tensor2D] {
-  return tf.tidy(() => {
-    const invFreq = tf.tensor1d(
-      Array.from({ length: dims / 2 }, (_, i) => 1 / theta ** ((2 * i) / dims)),
-      'float32',
-    );
-    const freqs = tf.outerProduct(tf.range(0, T, 1, 'float32'), invFreq); // (T, hs/2)
-    const emb = tf.concat([freqs, freqs], -1); // (T, hs)
-    return [tf.cos(emb), tf.sin(emb)];
-  });
-}
-
-/** x*cos + rotate_half(x)*sin for (B, heads, T, hs); rotate_half(x) = [-x2, x1]. */
-function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
-  const [x1, x2] = tf.split(x, 2, -1);
-  const rotated = tf.concat([tf.neg(x2 as tf.Tensor), x1 as tf.Tensor], -1);
-  return x.mul(cos).add(rotated.mul(sin));
-}
-
-class LlamaDecoderLayer {
   constructor(
-    readonly inputLayernorm: tf.Variable,
-    readonly qProj: tf.Variable, // (nh*hs, C)
-    readonly kProj: tf.Variable, // (nkv*hs, C)
-    readonly vProj: tf.Variable, // (nkv*hs, C)
-    readonly oProj: tf.Variable, // (C, nh*hs)
-    readonly postAttentionLayernorm: tf.Variable,
-    readonly gateProj: tf.Variable, // (I, C)
-    readonly upProj: tf.Variable, // (I, C)
-    readonly downProj: tf.Variable, // (C, I)
+    p: ParamScope,
     readonly cfg: LlamaConfig,
-  ) {}
+  ) {
+    const { hiddenSize: C, numHeads: nh, numKvHeads: nkv, headDim: hs } = cfg;
+    this.qProj = new Linear(p.sub('q_proj'), C, nh * hs, false);
+    this.kProj = new Linear(p.sub('k_proj'), C, nkv * hs, false);
+    this.vProj = new Linear(p.sub('v_proj'), C, nkv * hs, false);
+    this.oProj = new Linear(p.sub('o_proj'), nh * hs, C, false);
+  }
 
-  attention(x: tf.Tensor3D, bias: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, drop: Dropout): tf.Tensor {
+  forward(x: tf.Tensor3D, bias: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, drop: Dropout): tf.Tensor {
     const [B, T] = x.shape;
     const { numHeads: nh, numKvHeads: nkv, headDim: hs } = this.cfg;
-    const heads = (w: tf.Tensor, n: number) => linear(x, w).reshape([B, T, n, hs]).transpose<tf.Tensor4D>([0, 2, 1, 3]);
+    const heads = (proj: Linear, n: number) =>
+      proj.forward(x).reshape([B, T, n, hs]).transpose<tf.Tensor4D>([0, 2, 1, 3]);
     const q = applyRotary(heads(this.qProj, nh), cos, sin); // (B, nh, T, hs)
     const k = applyRotary(heads(this.kProj, nkv), cos, sin); // (B, nkv, T, hs)
     const v = heads(this.vProj, nkv); // (B, nkv, T, hs)
@@ -127,16 +107,45 @@ class LlamaDecoderLayer {
       .reshape([B, nh, T, hs])
       .transpose([0, 2, 1, 3])
       .reshape([B, T, nh * hs]);
-    return linear(merged, this.oProj); // (B, T, C)
+    return this.oProj.forward(merged); // (B, T, C)
+  }
+}
+
+class LlamaMLP {
+  readonly gateProj: Linear; // (I, C)
+  readonly upProj: Linear; // (I, C)
+  readonly downProj: Linear; // (C, I)
+
+  constructor(p: ParamScope, cfg: LlamaConfig) {
+    const { hiddenSize: C, intermediateSize: I } = cfg;
+    this.gateProj = new Linear(p.sub('gate_proj'), C, I, false);
+    this.upProj = new Linear(p.sub('up_proj'), C, I, false);
+    this.downProj = new Linear(p.sub('down_proj'), I, C, false);
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    const gate = this.gateProj.forward(x); // (B, T, I)
+    const swiglu = gate.mul(tf.sigmoid(gate)).mul(this.upProj.forward(x)); // silu(gate) * up
+    return this.downProj.forward(swiglu);
+  }
+}
+
+class LlamaDecoderLayer {
+  readonly inputLayernorm: RMSNorm;
+  readonly selfAttn: LlamaAttention;
+  readonly postAttentionLayernorm: RMSNorm;
+  readonly mlp: LlamaMLP;
+
+  constructor(p: ParamScope, cfg: LlamaConfig) {
+    this.inputLayernorm = new RMSNorm(p.sub('input_layernorm'), cfg.hiddenSize, cfg.eps);
+    this.selfAttn = new LlamaAttention(p.sub('self_attn'), cfg);
+    this.postAttentionLayernorm = new RMSNorm(p.sub('post_attention_layernorm'), cfg.hiddenSize, cfg.eps);
+    this.mlp = new LlamaMLP(p.sub('mlp'), cfg);
   }
 
   forward(x: tf.Tensor3D, bias: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, drop: Dropout): tf.Tensor3D {
-    const { eps } = this.cfg;
-    const h = x.add(this.attention(rmsNorm(x, this.inputLayernorm, eps) as tf.Tensor3D, bias, cos, sin, drop));
-    const m = rmsNorm(h, this.postAttentionLayernorm, eps);
-    const gate = linear(m, this.gateProj); // (B, T, I)
-    const swiglu = gate.mul(tf.sigmoid(gate)).mul(linear(m, this.upProj)); // silu(gate) * up
-    return h.add(linear(swiglu, this.downProj));
+    const h = x.add(this.selfAttn.forward(this.inputLayernorm.forward(x) as tf.Tensor3D, bias, cos, sin, drop));
+    return h.add(this.mlp.forward(this.postAttentionLayernorm.forward(h)));
   }
 }
 
@@ -144,7 +153,7 @@ export class LlamaForCausalLM extends PretrainedModel implements CausalLM {
   readonly cfg: LlamaConfig;
   readonly embedTokens: tf.Variable; // (V, C)
   readonly layers: LlamaDecoderLayer[] = [];
-  readonly norm: tf.Variable;
+  readonly norm: RMSNorm;
   readonly lmHead: tf.Variable;
   training = false;
 
@@ -155,28 +164,18 @@ export class LlamaForCausalLM extends PretrainedModel implements CausalLM {
   constructor(config: HfConfig, weights: TensorMap, source: string) {
     super(config, weights, source, ['', 'model.']);
     const cfg = (this.cfg = llamaConfig(config));
-    const { hiddenSize: C, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: hs } = cfg;
-    this.embedTokens = this.param('embed_tokens.weight', [cfg.vocabSize, C]);
-    for (let i = 0; i < cfg.numLayers; i++) {
-      const p = `layers.${i}`;
-      this.layers.push(
-        new LlamaDecoderLayer(
-          this.param(`${p}.input_layernorm.weight`, [C]),
-          this.param(`${p}.self_attn.q_proj.weight`, [nh * hs, C]),
-          this.param(`${p}.self_attn.k_proj.weight`, [nkv * hs, C]),
-          this.param(`${p}.self_attn.v_proj.weight`, [nkv * hs, C]),
-          this.param(`${p}.self_attn.o_proj.weight`, [C, nh * hs]),
-          this.param(`${p}.post_attention_layernorm.weight`, [C]),
-          this.param(`${p}.mlp.gate_proj.weight`, [I, C]),
-          this.param(`${p}.mlp.up_proj.weight`, [I, C]),
-          this.param(`${p}.mlp.down_proj.weight`, [C, I]),
-          cfg,
-        ),
-      );
-    }
-    this.norm = this.param('norm.weight', [C]);
-    this.lmHead = cfg.tieWordEmbeddings ? this.embedTokens : this.param('lm_head.weight', [cfg.vocabSize, C]);
-    this.releaseCheckpoint();
+    const p = this.scope();
+    this.embedTokens = p.param('embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]);
+    for (let i = 0; i < cfg.numLayers; i++) this.layers.push(new LlamaDecoderLayer(p.sub(`layers.${i}`), cfg));
+    this.norm = new RMSNorm(p.sub('norm'), cfg.hiddenSize, cfg.eps);
+    const tied = cfg.tieWordEmbeddings;
+    this.lmHead = tied ? this.embedTokens : p.param('lm_head.weight', [cfg.vocabSize, cfg.hiddenSize]);
+    this.finishLoading([
+      // The rotary frequencies, a buffer that older checkpoints saved per layer (or once).
+      /^(layers\.\d+\.self_attn\.)?rotary_emb\.inv_freq$/,
+      // A tied head is embed_tokens: transformers overwrites a stored lm_head.weight with it after loading.
+      ...(tied ? [/^lm_head\.weight$/] : []),
+    ]);
   }
 
   get vocabSize(): number {
@@ -195,7 +194,7 @@ export class LlamaForCausalLM extends PretrainedModel implements CausalLM {
       const bias = causalBias(T);
       const [cos, sin] = rotaryTables(T, this.cfg.headDim, this.cfg.ropeTheta); // (T, hs)
       for (const layer of this.layers) x = layer.forward(x, bias, cos, sin, drop);
-      x = rmsNorm(x, this.norm, this.cfg.eps) as tf.Tensor3D;
+      x = this.norm.forward(x) as tf.Tensor3D;
       return outputLogits(x, this.lmHead as tf.Tensor2D); // (B, T, V)
     });
   }

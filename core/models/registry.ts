@@ -78,7 +78,8 @@ export async function loadCausalLM(idOrDir: string, opts: ModelLoadOptions = {})
       `${path.join(ckpt.dir, 'config.json')}: unsupported causal LM model_type '${ckpt.config.model_type}' (supported: ${[...CAUSAL_LM_MODELS.keys()].join(', ')})`,
     );
   }
-  return finish(ckpt, cls.fromCheckpoint(ckpt));
+  const stored = storedDtypes(ckpt);
+  return finish(ckpt, cls.fromCheckpoint(ckpt), stored, opts.log);
 }
 
 /** Loads an embedding encoder (BERT / MiniLM / RoBERTa) and its tokenizer. */
@@ -92,11 +93,37 @@ export async function loadEncoder(idOrDir: string, opts: ModelLoadOptions = {}):
       `${path.join(ckpt.dir, 'config.json')}: unsupported encoder model_type '${ckpt.config.model_type}' (supported: ${[...ENCODER_MODELS.keys()].join(', ')})`,
     );
   }
-  return finish(ckpt, cls.fromCheckpoint(ckpt));
+  const stored = storedDtypes(ckpt);
+  return finish(ckpt, cls.fromCheckpoint(ckpt), stored, opts.log);
 }
 
-async function finish<M>(ckpt: HfCheckpoint, model: M): Promise<Loaded<M>> {
+/**
+ * How the checkpoint stores its tensors, e.g. `Q4_1 x 210, F32 x 61, Q8_0 x 1`: read before the model takes the
+ * weights (it frees them), so that the load line can say when the weights are quantised rather than the originals.
+ */
+function storedDtypes(ckpt: Pick<HfCheckpoint, 'weights'>): string {
+  const counts = new Map<string, number>();
+  for (const tensor of ckpt.weights.values()) counts.set(tensor.dtype, (counts.get(tensor.dtype) ?? 0) + 1);
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([dtype, n]) => `${dtype} x ${n}`)
+    .join(', ');
+}
+
+async function finish<M extends CausalLM | Encoder>(
+  ckpt: HfCheckpoint,
+  model: M,
+  stored: string,
+  log: ((line: string) => void) | undefined,
+): Promise<Loaded<M>> {
   const tokenizer = await TextTokenizer.fromCheckpoint(ckpt);
+  // Tied weights count once, as the trainer holds them.
+  const parameters = [...new Set(model.params.values())].reduce((sum, v) => sum + v.size, 0);
+  const count = parameters >= 1e6 ? `${(parameters / 1e6).toFixed(1)}M` : String(parameters);
+  log?.(
+    `loaded ${ckpt.weightsFile}: ${ckpt.config.model_type}, ${count} parameters, stored as ${stored}, ` +
+      'computed in float32',
+  );
   const { weights: _weights, ...rest } = ckpt;
   return { model, tokenizer, checkpoint: rest };
 }

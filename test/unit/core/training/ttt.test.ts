@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../../core/backend';
 import { bitsPerByte } from '../../../../core/metrics/bits-per-byte';
-import { dropoutMask } from '../../../../core/models/modeling-utils';
+import { dropoutMask } from '../../../../core/models/layers';
 import { loadCausalLM } from '../../../../core/models/registry';
 import { causalLmLoss, runDocument, TTTTrainer } from '../../../../core/training/ttt';
 import { FIXTURES } from '../../../helpers/parity';

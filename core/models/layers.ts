@@ -1,0 +1,322 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ParamScope } from './modeling-utils';
+
+/**
+ * The layers every architecture file shares, in one place: modules that register their parameters under the
+ * checkpoint's names (LayerNorm, Linear, ...), the functions they compute, rotary position embeddings, dropout and
+ * attention. Each matches the torch / transformers layer it is named after.
+ */
+
+// ---------------------------------------------------------------------------------------------------------------
+// Modules: each takes its checkpoint scope and registers its tensors by their names (`weight`, `bias`)
+
+/** torch.nn.LayerNorm(size) over the last axis. */
+export class LayerNorm {
+  readonly weight: tf.Variable; // (size)
+  readonly bias: tf.Variable; // (size)
+  constructor(
+    p: ParamScope,
+    size: number,
+    readonly eps: number,
+  ) {
+    this.weight = p.param('weight', [size]);
+    this.bias = p.param('bias', [size]);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/** LlamaRMSNorm(size): a gain, no bias. */
+export class RMSNorm {
+  readonly weight: tf.Variable; // (size)
+  constructor(
+    p: ParamScope,
+    size: number,
+    readonly eps: number,
+  ) {
+    this.weight = p.param('weight', [size]);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return rmsNorm(x, this.weight, this.eps);
+  }
+}
+
+/** torch.nn.Linear(inFeatures, outFeatures, bias): weight stored (out, in). */
+export class Linear {
+  readonly weight: tf.Variable; // (out, in)
+  readonly bias?: tf.Variable; // (out)
+  constructor(p: ParamScope, inFeatures: number, outFeatures: number, bias = true) {
+    this.weight = p.param('weight', [outFeatures, inFeatures]);
+    if (bias) this.bias = p.param('bias', [outFeatures]);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+/** GPT-2's Conv1D(inFeatures, outFeatures): a linear layer with its weight stored (in, out). */
+export class Conv1D {
+  readonly weight: tf.Variable; // (in, out)
+  readonly bias: tf.Variable; // (out)
+  constructor(p: ParamScope, inFeatures: number, outFeatures: number) {
+    this.weight = p.param('weight', [inFeatures, outFeatures]);
+    this.bias = p.param('bias', [outFeatures]);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return conv1d(x, this.weight, this.bias);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Functions
+
+/** torch.nn.LayerNorm over the last axis (biased variance, eps inside the square root). */
+export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return x
+    .sub(mean)
+    .mul(tf.rsqrt(variance.add(eps)))
+    .mul(weight)
+    .add(bias);
+}
+/** LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * weight (no mean subtraction, no bias). */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  return x.mul(tf.rsqrt(x.square().mean(-1, true).add(eps))).mul(weight);
+}
+
+/** torch.nn.Linear: weight is (out, in) as stored, y = x W^T + b. */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  const shape = x.shape;
+  const inF = shape[shape.length - 1] as number;
+  const outF = weight.shape[0];
+  let y = tf.matMul(x.reshape([-1, inF]), weight, false, true);
+  if (bias) y = y.add(bias);
+  return y.reshape([...shape.slice(0, -1), outF]);
+}
+
+/** GPT-2's Conv1D: weight is (in, out), y = x W + b. */
+export function conv1d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const shape = x.shape;
+  const inF = shape[shape.length - 1] as number;
+  const outF = weight.shape[1] as number;
+  return tf
+    .matMul(x.reshape([-1, inF]), weight as tf.Tensor2D)
+    .add(bias)
+    .reshape([...shape.slice(0, -1), outF]);
+}
+
+/** "gelu_new" / "gelu_pytorch_tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  // x*x*x rather than pow(x, 3): pow's gradient also differentiates the exponent, a wasted pass over the MLP.
+  const inner = x.add(x.mul(x).mul(x).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+  return x.mul(0.5).mul(tf.tanh(inner).add(1));
+}
+
+/** Exact "gelu": 0.5 x (1 + erf(x / sqrt 2)). */
+export function geluErf(x: tf.Tensor): tf.Tensor {
+  return x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1));
+}
+
+export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
+  switch (name) {
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+    case 'gelu_fast':
+      return geluTanh;
+    case 'gelu':
+      return geluErf;
+    case 'relu':
+      return (x) => tf.relu(x);
+    default:
+      throw new Error(`unsupported activation function ${name}`);
+  }
+}
+
+/**
+ * nn.Embedding: the rows of `weight` (V, C) at `ids` (any shape), giving (...ids.shape, C). The gradient is written
+ * out as a scatter-add of dy into (V, C): tf.gather's own gradient is an UnsortedSegmentSum, a kernel the WASM
+ * backend does not have (and the pure-JS backend runs in O(V·N·C)). ScatterNd sums repeated ids as that does, on
+ * every backend, and takes the same time on native TensorFlow (GPT-2's 50257 x 768 table, 1024 ids: ~0.5 s both).
+ */
+export function embedding(weight: tf.Tensor, ids: tf.Tensor): tf.Tensor {
+  const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const w = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
+    // The ids are not an input of the custom op (they get no gradient), so they are saved for the backward pass.
+    save([ids]);
+    return {
+      value: tf.gather(w, ids),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [V, C] = w.shape as [number, number];
+        const idx = (saved[0] as tf.Tensor).reshape<tf.Tensor2D>([-1, 1]); // (N, 1)
+        return tf.scatterND(idx, dy.reshape([-1, C]), [V, C]); // (V, C)
+      },
+    };
+  });
+  return lookup(weight);
+}
+
+/**
+ * Next-token logits x W^T for hidden states x (B, T, C) and the output embedding W (V, C), giving (B, T, V).
+ * Written as (W x^T)^T because oneDNN runs the two products very differently at a vocabulary's width: for SmolLM2
+ * (V = 49152, C = 576, 1024 tokens) x W^T takes ~1.2 s and W x^T ~0.4 s, and the transpose back ~0.2 s
+ * (docs/engine-performance.md).
+ */
+export function outputLogits(x: tf.Tensor3D, weight: tf.Tensor2D): tf.Tensor3D {
+  const [B, T, C] = x.shape;
+  const V = weight.shape[0];
+  return tf
+    .matMul(weight, x.reshape([B * T, C]), false, true)
+    .transpose()
+    .reshape([B, T, V]);
+}
+
+/** Additive attention bias (T, T): 0 where query i may attend key j (j <= i, and i - j < window), else -1e9. */
+export function causalBias(T: number, window?: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const allowed = tf.linalg.bandPart(tf.ones([T, T]), window === undefined ? -1 : window - 1, 0);
+    return tf.sub(1, allowed).mul<tf.Tensor2D>(-1e9);
+  });
+}
+
+/** Splits (B, T, nh*hs) into heads (B, nh, T, hs). */
+export function splitHeads(x: tf.Tensor, nHead: number): tf.Tensor4D {
+  const [B, T, C] = x.shape as [number, number, number];
+  return x.reshape([B, T, nHead, C / nHead]).transpose([0, 2, 1, 3]);
+}
+
+/** Merges heads (B, nh, T, hs) back into (B, T, nh*hs). */
+export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
+  const [B, nh, T, hs] = x.shape as [number, number, number, number];
+  return x.transpose([0, 2, 1, 3]).reshape([B, T, nh * hs]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rotary position embeddings (GPT-NeoX, Llama)
+
+/**
+ * cos and sin tables (T, dims): angle(t, i) = t * theta^(-2i/dims) for i < dims/2, repeated for the second half
+ * (transformers' `inv_freq`, computed here rather than read from a checkpoint buffer).
+ */
+export function rotaryTables(T: number, dims: number, theta: number): [tf.Tensor2D, tf.Tensor2D] {
+  return tf.tidy(() => {
+    const invFreq = tf.tensor1d(
+      Array.from({ length: dims / 2 }, (_, i) => 1 / theta ** ((2 * i) / dims)),
+      'float32',
+    );
+    const freqs = tf.outerProduct(tf.range(0, T, 1, 'float32'), invFreq); // (T, dims/2)
+    const emb = tf.concat([freqs, freqs], -1); // (T, dims)
+    return [tf.cos(emb), tf.sin(emb)];
+  });
+}
+
+/**
+ * x*cos + rotate_half(x)*sin on the first `dims` channels of (B, heads, T, hs), rotate_half(x) = [-x2, x1]; the
+ * other hs - dims channels pass through (GPT-NeoX's partial_rotary_factor; Llama rotates whole heads).
+ */
+export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D, dims = x.shape[3]): tf.Tensor4D {
+  const hs = x.shape[3];
+  if (dims === hs) return rotateHalf(x, cos, sin);
+  const [rot, pass] = tf.split(x, [dims, hs - dims], -1) as [tf.Tensor4D, tf.Tensor4D];
+  return tf.concat<tf.Tensor4D>([rotateHalf(rot, cos, sin), pass], -1);
+}
+
+function rotateHalf(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  const [x1, x2] = tf.split(x, 2, -1);
+  const rotated = tf.concat([tf.neg(x2 as tf.Tensor), x1 as tf.Tensor], -1);
+  return x.mul(cos).add(rotated.mul(sin));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dropout
+
+/**
+ * Dropout as torch applies it in train mode (zero with probability `rate`, scale survivors by 1 / (1 - rate)).
+ * The reference runs TTT steps with `model.train()`, so the checkpoint's dropout rates apply during TTT only.
+ */
+export type Dropout = (x: tf.Tensor, rate: number) => tf.Tensor;
+export const noDropout: Dropout = (x) => x;
+export function dropoutFor(training: boolean): Dropout {
+  return training ? (x, rate) => (rate > 0 ? x.mul(dropoutMask(x.shape, rate)) : x) : noDropout;
+}
+
+/** Seeds the dropout masks: the same seed gives the same masks, so a document's training is reproducible. */
+export function seedDropout(seed: number): void {
+  rngState = seed >>> 0 || 1;
+}
+
+/** Where the dropout generator is: `seedDropout(dropoutState())` later continues the same sequence of masks. */
+export function dropoutState(): number {
+  return rngState;
+}
+
+/**
+ * A float mask of 0 (probability `rate`) and 1 / (1 - rate), made in JS with a xorshift generator. tf.dropout draws
+ * its uniforms with tfjs's JS Alea generator one value at a time: about 10 s of a GPT-2-small TTT step at 1024
+ * tokens (12 x 12 x 1024^2 attention entries), against well under a second here.
+ */
+let rngState = (Math.random() * 2 ** 32) >>> 0 || 1;
+
+export function dropoutMask(shape: number[], rate: number): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const mask = new Float32Array(n);
+  const keep = 1 / (1 - rate);
+  // Compare 32-bit draws with an integer threshold: P(draw < threshold) = rate.
+  const threshold = Math.floor(rate * 2 ** 32);
+  let s = rngState;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    mask[i] = s >>> 0 < threshold ? 0 : keep;
+  }
+  rngState = s;
+  return tf.tensor(mask, shape, 'float32');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attention
+
+/** softmax(q k^T * scale + bias) v for (B, nh, T, hs) inputs; `bias` broadcasts to (B, nh, T, T). */
+export function attention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  scale: number,
+  bias: tf.Tensor,
+  drop: Dropout = noDropout,
+  dropRate = 0,
+): tf.Tensor4D {
+  // Scaling q (B, nh, T, hs) rather than the scores (B, nh, T, T): a T/hs times smaller multiply, and the tape
+  // then keeps no extra T x T tensor for its gradient. Rounding differs from HF's (q k^T) * scale by ~1 ulp.
+  const qs = scale === 1 ? q : q.mul(scale);
+  const att = drop(tf.softmax(headMatMul(qs as tf.Tensor4D, k, true).add(bias)), dropRate); // (B, nh, T, T)
+  return headMatMul(att as tf.Tensor4D, v, false); // (B, nh, T, hs)
+}
+
+/**
+ * Batched a · b (transposeB: a · b^T) for attention's products, where one operand is (.., T, T) wide and the
+ * other (.., T, hs) narrow, with the gradient of b written out. tf.matMul's own gradient computes it as a^T · dy
+ * (or dy^T · a), a product with the wide operand transposed that oneDNN runs at half speed: for SmolLM2's
+ * (3, 3072, 1024) x (3, 3072, 64) about 50 ms, against 26 ms for the transpose of the product with the narrow
+ * operand transposed (docs/engine-performance.md). The result and both gradients are the same sums.
+ */
+function headMatMul(a: tf.Tensor4D, b: tf.Tensor4D, transposeB: boolean): tf.Tensor4D {
+  const product = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, y] = args as [tf.Tensor4D, tf.Tensor4D];
+    (args[2] as tf.GradSaveFunc)([x, y]);
+    return {
+      value: tf.matMul(x, y, false, transposeB),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ys] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const d = dy as tf.Tensor4D;
+        const dx = tf.matMul(d, ys, false, !transposeB);
+        // c = x y: dy = (dc^T x)^T; c = x y^T: dy = dc^T x = (x^T dc)^T.
+        const dyT = transposeB ? tf.matMul(xs, d, true, false) : tf.matMul(d, xs, true, false);
+        return [dx, dyT.transpose([0, 1, 3, 2])];
+      },
+    };
+  });
+  return product(a, b) as tf.Tensor4D;
+}
