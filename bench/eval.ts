@@ -58,7 +58,7 @@ async function main(): Promise<void> {
       console.log(`retrieval (texts)      ${perDoc(texts)} ${pct(texts)}   reading neighbors' texts from the corpus`);
       if (baselines.includes('sift')) {
         console.log(
-          `SIFT selection         ${perDoc(selection)} ${pct(selection)}   one activity before training, timed per document`,
+          `SIFT selection         ${perDoc(selection)} ${pct(selection)}   ${((1000 * selection) / n).toFixed(1)} ms per document, before training`,
         );
       }
       console.log(`training               ${perDoc(training)} ${pct(training)}`);

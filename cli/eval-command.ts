@@ -127,8 +127,9 @@ export async function resumeInput(config: Config, runId: string): Promise<Evalua
 }
 
 export interface EvaluationStatus extends EvaluationProgress {
-  /** Documents with a committed result, and where the documents in flight are. */
-  done: number;
+  /** Documents with a committed result (undefined while the evaluation stage does not answer its query: a busy
+   * worker answers late), and where the documents in flight are. */
+  done: number | undefined;
   inFlight: DocumentHeartbeat[];
 }
 
@@ -146,7 +147,7 @@ export async function evaluationStatus(
   );
   return {
     ...progress,
-    done: stage?.itemsDone ?? 0,
+    done: stage?.itemsDone,
     inFlight: (stage?.heartbeats ?? []).filter((h): h is DocumentHeartbeat => typeof h === 'object' && h !== null),
   };
 }
@@ -174,7 +175,7 @@ export async function followEvaluation(
       if (status.phase !== 'evaluating') log(`eval ${status.runId}: ${status.phase}`);
       phase = status.phase;
     }
-    if (status.phase === 'evaluating') {
+    if (status.phase === 'evaluating' && status.done !== undefined) {
       const detail = status.inFlight.map((h) => `#${h.index} ${h.stage} ${h.neighbor}/${h.of}`).join(', ');
       const payload = { detail: detail || '-', remaining: eta(status.done, status.documents) };
       if (!started) bar.start(Math.max(1, status.documents), status.done, payload);

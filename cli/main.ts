@@ -416,7 +416,7 @@ evaluation
       log(`${evaluationWorkflowId(runId)}: ${status.name}`);
       if (status.name === 'RUNNING' || status.name === 'COMPLETED') {
         const s = await evaluationStatus(client, handle);
-        log(`${s.phase}: ${s.done}/${s.documents} documents, index build ${s.buildId ?? '?'}`);
+        log(`${s.phase}: ${s.done ?? '?'}/${s.documents} documents, index build ${s.buildId ?? '?'}`);
         for (const h of s.inFlight) log(`  document ${h.index}: ${h.stage}, neighbor ${h.neighbor} of ${h.of}`);
       } else {
         log(`'tttnn eval resume ${runId}' continues it`);

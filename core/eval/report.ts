@@ -254,6 +254,7 @@ export function reportTables(summary: EvalSummary): Table[] {
       'neighbors (— when no stop was recorded). Its picks are a prefix of SIFT’s, so nothing is trained twice.',
   };
   const siftRan = pooled.sift[0]!.documents > 0;
+  const dynamicRan = pooled.split.before.documents > 0;
 
   const split = (d: DomainSummary) => d.split;
   const dynamicTable: Table = {
@@ -359,7 +360,7 @@ export function reportTables(summary: EvalSummary): Table[] {
       'As many documents drawn uniformly from the index as the document has neighbors: what retrieval adds.',
     ),
     ...(siftRan ? [siftTable] : []),
-    dynamicTable,
+    ...(dynamicRan ? [dynamicTable] : []), // the notes say which baselines did not run
     baselineTable,
     skipTable,
     workTable,
