@@ -6,6 +6,7 @@ a Llama .gguf file (SmolLM2-135M), which transformers dequantizes to float32 as 
 
 import json
 import os
+import resource
 import sys
 import time
 
@@ -60,6 +61,7 @@ def main():
                 "forward_s": forward_s,
                 "step_s": step_s,
                 "attn": model.config._attn_implementation,
+                "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # Linux reports KiB
             }
         )
     )

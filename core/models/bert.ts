@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
-import { activation, attention, LayerNorm, Linear, mergeHeads, splitHeads } from './layers';
+import { activation, attention, LayerNorm, Linear, mergeHeads, runBlocks, splitHeads } from './layers';
 import { configNumber, type ParamScope, PretrainedModel, type Encoder } from './modeling-utils';
 
 /**
@@ -164,7 +164,7 @@ export class BertModel extends PretrainedModel implements Encoder {
       x = this.embeddingsLayerNorm.forward(x);
       // Padding keys get a large negative score; (B, 1, 1, T) broadcasts over heads and queries.
       const maskBias = tf.sub(1, attentionMask.toFloat()).mul(-1e9).reshape([B, 1, 1, T]);
-      for (const layer of this.layers) x = layer.forward(x as tf.Tensor3D, maskBias);
+      x = runBlocks(x as tf.Tensor3D, this.layers, (layer, h) => layer.forward(h, maskBias));
       return x as tf.Tensor3D;
     });
   }

@@ -6,13 +6,14 @@ import {
   attention,
   causalBias,
   Conv1D,
+  type Dropout,
   dropoutFor,
   embedding,
   LayerNorm,
   mergeHeads,
   outputLogits,
+  runBlocks,
   splitHeads,
-  type Dropout,
 } from './layers';
 import { configNumber, type ParamScope, PretrainedModel, type CausalLM } from './modeling-utils';
 
@@ -180,7 +181,7 @@ export class GPT2LMHeadModel extends PretrainedModel implements CausalLM {
       const drop = dropoutFor(this.training);
       let x = drop(embedding(this.wte, inputIds).add(embedding(this.wpe, pos)), this.cfg.embdPdrop) as tf.Tensor3D; // (B, T, C)
       const bias = causalBias(T); // (T, T)
-      for (const block of this.h) x = block.forward(x, bias, drop);
+      x = runBlocks(x, this.h, (block, h) => block.forward(h, bias, drop));
       x = this.lnF.forward(x) as tf.Tensor3D;
       return outputLogits(x, this.lmHead as tf.Tensor2D); // (B, T, V)
     });

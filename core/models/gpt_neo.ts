@@ -5,14 +5,15 @@ import {
   activation,
   attention,
   causalBias,
+  type Dropout,
   dropoutFor,
   embedding,
   LayerNorm,
   Linear,
   mergeHeads,
   outputLogits,
+  runBlocks,
   splitHeads,
-  type Dropout,
 } from './layers';
 import { configNumber, type ParamScope, PretrainedModel, type CausalLM } from './modeling-utils';
 
@@ -184,7 +185,7 @@ export class GPTNeoForCausalLM extends PretrainedModel implements CausalLM {
       let x = drop(emb, this.cfg.embedDropout) as tf.Tensor3D; // (B, T, C)
       const globalBias = causalBias(T);
       const localBias = causalBias(T, this.cfg.windowSize);
-      for (const block of this.h) x = block.forward(x, globalBias, localBias, drop);
+      x = runBlocks(x, this.h, (block, h) => block.forward(h, globalBias, localBias, drop));
       x = this.lnF.forward(x) as tf.Tensor3D;
       return outputLogits(x, this.lmHead as tf.Tensor2D); // (B, T, V)
     });

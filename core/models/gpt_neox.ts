@@ -6,6 +6,7 @@ import {
   applyRotary,
   attention,
   causalBias,
+  type Dropout,
   dropoutFor,
   embedding,
   LayerNorm,
@@ -13,7 +14,7 @@ import {
   mergeHeads,
   outputLogits,
   rotaryTables,
-  type Dropout,
+  runBlocks,
 } from './layers';
 import { configNumber, type ParamScope, PretrainedModel, type CausalLM } from './modeling-utils';
 
@@ -200,7 +201,7 @@ export class GPTNeoXForCausalLM extends PretrainedModel implements CausalLM {
       let x = drop(embedding(this.embedIn, inputIds), this.cfg.hiddenDropout) as tf.Tensor3D; // (B, T, C)
       const bias = causalBias(T);
       const [cos, sin] = rotaryTables(T, this.cfg.rotaryNdims, this.cfg.ropeTheta); // (T, d)
-      for (const layer of this.layers) x = layer.forward(x, bias, cos, sin, drop);
+      x = runBlocks(x, this.layers, (layer, h) => layer.forward(h, bias, cos, sin, drop));
       x = this.finalLayerNorm.forward(x) as tf.Tensor3D;
       return outputLogits(x, this.embedOut as tf.Tensor2D); // (B, T, V)
     });

@@ -80,9 +80,33 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
     .mul(weight)
     .add(bias);
 }
-/** LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * weight (no mean subtraction, no bias). */
+/**
+ * LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * weight (no mean subtraction, no bias). One op with its gradient
+ * written out: built from tfjs ops, the tape kept four (T, C) tensors per norm (x^2, its mean's input, x r and the
+ * product); this keeps x and r = rsqrt(mean(x^2) + eps), one value per position.
+ */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  return x.mul(tf.rsqrt(x.square().mean(-1, true).add(eps))).mul(weight);
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xa, w] = args as [tf.Tensor, tf.Tensor];
+    const r = tf.rsqrt(xa.square().mean(-1, true).add(eps)); // (..., 1)
+    (args[2] as tf.GradSaveFunc)([xa, w, r]);
+    return {
+      value: xa.mul(r).mul(w),
+      // In a tidy: tfjs runs a custom gradient outside one, so its temporaries would live to the end of the
+      // backward pass.
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [xs, ws, rs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const dNormed = dy.mul(ws);
+          // Summed over every axis but the last, as tfjs's Mul gradient reduces a broadcast operand.
+          const dWeight = dy.mul(xs.mul(rs)).sum([...Array(dy.rank - 1).keys()]);
+          // d(x_j r)/dx_i = r [i = j] - x_i x_j r^3 / C
+          const dx = dNormed.mul(rs).sub(xs.mul(rs.pow(3)).mul(dNormed.mul(xs).mean(-1, true)));
+          return [dx, dWeight];
+        }),
+    };
+  });
+  return op(x, weight);
 }
 
 /** torch.nn.Linear: weight is (out, in) as stored, y = x W^T + b. */
@@ -147,14 +171,55 @@ export function embedding(weight: tf.Tensor, ids: tf.Tensor): tf.Tensor {
     save([ids]);
     return {
       value: tf.gather(w, ids),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [V, C] = w.shape as [number, number];
-        const idx = (saved[0] as tf.Tensor).reshape<tf.Tensor2D>([-1, 1]); // (N, 1)
-        return tf.scatterND(idx, dy.reshape([-1, C]), [V, C]); // (V, C)
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [V, C] = w.shape as [number, number];
+          const idx = (saved[0] as tf.Tensor).reshape<tf.Tensor2D>([-1, 1]); // (N, 1)
+          return tf.scatterND(idx, dy.reshape([-1, C]), [V, C]); // (V, C)
+        }),
     };
   });
   return lookup(weight);
+}
+
+/**
+ * Runs a model's blocks in order, each in its own tidy: what a block computes and the tape does not save is freed
+ * when the block ends instead of when the whole forward pass ends (for SmolLM2 at 512 tokens that was ~1 GiB of
+ * transposes, rotary terms and norms alive at once during a TTT step).
+ */
+export function runBlocks<Block, X extends tf.Tensor>(
+  x: X,
+  blocks: readonly Block[],
+  forward: (block: Block, x: X) => X,
+): X {
+  return blocks.reduce((h, block) => tf.tidy(() => forward(block, h)), x);
+}
+
+/**
+ * Llama's gated MLP activation silu(gate) * up as one op. Built from tfjs ops, the tape kept five (T, I) tensors per
+ * layer (gate, sigmoid(gate), their product, up and the result's inputs); this keeps gate and up and recomputes the
+ * sigmoid in the backward pass. The gradient sums are the ones tfjs's Mul and Sigmoid gradients compute.
+ */
+export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [g, u] = args as [tf.Tensor, tf.Tensor];
+    (args[2] as tf.GradSaveFunc)([g, u]);
+    return {
+      value: g.mul(tf.sigmoid(g)).mul(u),
+      // In a tidy: tfjs runs a custom gradient outside one, so its temporaries would live to the end of the
+      // backward pass.
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [gs, us] = saved as [tf.Tensor, tf.Tensor];
+          const sig = tf.sigmoid(gs);
+          const dSilu = dy.mul(us);
+          // d/dg (g s) = s + g s (1 - s)
+          const dGate = dSilu.mul(sig).add(dSilu.mul(gs).mul(sig.mul(tf.sub(1, sig))));
+          return [dGate, dy.mul(gs.mul(sig))];
+        }),
+    };
+  });
+  return op(gate, up);
 }
 
 /**
@@ -278,7 +343,21 @@ export function dropoutMask(shape: number[], rate: number): tf.Tensor {
 // ---------------------------------------------------------------------------------------------------------------
 // Attention
 
-/** softmax(q k^T * scale + bias) v for (B, nh, T, hs) inputs; `bias` broadcasts to (B, nh, T, T). */
+/**
+ * softmax(q k^T * scale + bias) v for (B, nh, T, hs) inputs; `bias` broadcasts to (B, nh, T, T).
+ *
+ * One op with its gradient written out, for memory and speed:
+ *   - The tape keeps q, k and v (and the dropout mask when dropout is on); the backward pass recomputes the
+ *     probabilities P = softmax(q k^T + bias) from them, one layer at a time. Built from tfjs ops, the tape kept
+ *     two T x T tensors per layer (the scores, which Add saves, and P) and the backward pass made three more:
+ *     for SmolLM2 at 1024 tokens P alone is 36 MiB a layer, 1.1 GiB over 30 layers. The recomputation costs one
+ *     q k^T product and a softmax per layer (a few percent of a step).
+ *   - The gradients of the narrow operand (v in P v, k in q k^T) are computed as the transpose of the product with
+ *     the narrow operand transposed: tf.matMul's gradient computes them with the wide operand transposed, which
+ *     oneDNN runs at half speed (SmolLM2's (3, 3072, 1024) x (3, 3072, 64): ~50 ms against 26 ms;
+ *     docs/engine-performance.md).
+ * The sums are the ones tfjs's Softmax, Add, Mul and MatMul gradients compute, in the same order.
+ */
 export function attention(
   q: tf.Tensor4D,
   k: tf.Tensor4D,
@@ -288,35 +367,39 @@ export function attention(
   drop: Dropout = noDropout,
   dropRate = 0,
 ): tf.Tensor4D {
-  // Scaling q (B, nh, T, hs) rather than the scores (B, nh, T, T): a T/hs times smaller multiply, and the tape
-  // then keeps no extra T x T tensor for its gradient. Rounding differs from HF's (q k^T) * scale by ~1 ulp.
+  // Scaling q (B, nh, T, hs) rather than the scores (B, nh, T, T): a T/hs times smaller multiply. Rounding differs
+  // from HF's (q k^T) * scale by ~1 ulp.
   const qs = scale === 1 ? q : q.mul(scale);
-  const att = drop(tf.softmax(headMatMul(qs as tf.Tensor4D, k, true).add(bias)), dropRate); // (B, nh, T, T)
-  return headMatMul(att as tf.Tensor4D, v, false); // (B, nh, T, hs)
-}
-
-/**
- * Batched a · b (transposeB: a · b^T) for attention's products, where one operand is (.., T, T) wide and the
- * other (.., T, hs) narrow, with the gradient of b written out. tf.matMul's own gradient computes it as a^T · dy
- * (or dy^T · a), a product with the wide operand transposed that oneDNN runs at half speed: for SmolLM2's
- * (3, 3072, 1024) x (3, 3072, 64) about 50 ms, against 26 ms for the transpose of the product with the narrow
- * operand transposed (docs/engine-performance.md). The result and both gradients are the same sums.
- */
-function headMatMul(a: tf.Tensor4D, b: tf.Tensor4D, transposeB: boolean): tf.Tensor4D {
-  const product = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, y] = args as [tf.Tensor4D, tf.Tensor4D];
-    (args[2] as tf.GradSaveFunc)([x, y]);
+  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [qa, ka, va] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    const save = args[3] as tf.GradSaveFunc;
+    const probs = tf.softmax(tf.matMul(qa, ka, false, true).add(bias)); // (B, nh, T, T)
+    // The dropout mask as `drop` draws it (same generator, same order), kept for the backward pass.
+    const ones = dropRate > 0 ? tf.onesLike(probs) : undefined;
+    const mask = ones && drop(ones, dropRate);
+    const kept = mask !== ones ? mask : undefined;
+    // Not P: the backward pass recomputes it from q, k and the bias (one tensor shared by every layer).
+    save(kept ? [qa, ka, va, bias, kept] : [qa, ka, va, bias]);
     return {
-      value: tf.matMul(x, y, false, transposeB),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, ys] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const d = dy as tf.Tensor4D;
-        const dx = tf.matMul(d, ys, false, !transposeB);
-        // c = x y: dy = (dc^T x)^T; c = x y^T: dy = dc^T x = (x^T dc)^T.
-        const dyT = transposeB ? tf.matMul(xs, d, true, false) : tf.matMul(d, xs, true, false);
-        return [dx, dyT.transpose([0, 1, 3, 2])];
-      },
+      value: tf.matMul(kept ? probs.mul(kept) : probs, va), // (B, nh, T, hs)
+      // In a tidy: tfjs runs a custom gradient outside one, so its temporaries would live to the end of the
+      // backward pass.
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [qs_, ks, vs, biasSaved, m] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
+          const p = tf.softmax(tf.matMul(qs_, ks, false, true).add(biasSaved)); // the forward's P, recomputed
+          const d = dy as tf.Tensor4D;
+          const att = m ? p.mul(m) : p;
+          const dv = tf.matMul(d, att, true, false).transpose([0, 1, 3, 2]); // (d^T att)^T = att^T d
+          const dAtt = tf.matMul(d, vs, false, true);
+          const dProbs = m ? dAtt.mul(m) : dAtt;
+          const dyTimesY = dProbs.mul(p); // softmax's gradient: dy y - sum(dy y) y
+          const dScores = dyTimesY.sub(dyTimesY.sum(-1, true).mul(p));
+          const dq = tf.matMul(dScores, ks);
+          const dk = tf.matMul(qs_, dScores, true, false).transpose([0, 1, 3, 2]); // (q^T dS)^T = dS^T q
+          return [dq, dk, dv];
+        }),
     };
   });
-  return product(a, b) as tf.Tensor4D;
+  return fused(qs, k, v) as tf.Tensor4D;
 }

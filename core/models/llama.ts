@@ -5,13 +5,15 @@ import {
   applyRotary,
   attention,
   causalBias,
+  type Dropout,
   dropoutFor,
   embedding,
   Linear,
   outputLogits,
   RMSNorm,
   rotaryTables,
-  type Dropout,
+  runBlocks,
+  swiglu,
 } from './layers';
 import { configNumber, type ParamScope, PretrainedModel, type CausalLM } from './modeling-utils';
 
@@ -91,18 +93,11 @@ class LlamaAttention {
     const k = applyRotary(heads(this.kProj, nkv), cos, sin); // (B, nkv, T, hs)
     const v = heads(this.vProj, nkv); // (B, nkv, T, hs)
     // Grouped-query attention without copying k and v: query heads kv*rep .. kv*rep + rep - 1 share kv head kv, so
-    // q viewed as (B, nkv, rep*T, hs) attends k (B, nkv, T, hs) directly, with the causal bias repeated rep times.
+    // q viewed as (B, nkv, rep*T, hs) attends k (B, nkv, T, hs) directly, with the causal bias repeated rep times
+    // (`bias` is (rep*T, T), tiled once per forward pass).
     const rep = nh / nkv;
     const qg = q.reshape<tf.Tensor4D>([B, nkv, rep * T, hs]);
-    const y = attention(
-      qg,
-      k,
-      v,
-      1 / Math.sqrt(hs),
-      rep === 1 ? bias : tf.tile(bias, [rep, 1]),
-      drop,
-      this.cfg.attentionDropout,
-    ); // (B, nkv, rep*T, hs)
+    const y = attention(qg, k, v, 1 / Math.sqrt(hs), bias, drop, this.cfg.attentionDropout); // (B, nkv, rep*T, hs)
     const merged = y
       .reshape([B, nh, T, hs])
       .transpose([0, 2, 1, 3])
@@ -124,9 +119,7 @@ class LlamaMLP {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    const gate = this.gateProj.forward(x); // (B, T, I)
-    const swiglu = gate.mul(tf.sigmoid(gate)).mul(this.upProj.forward(x)); // silu(gate) * up
-    return this.downProj.forward(swiglu);
+    return this.downProj.forward(swiglu(this.gateProj.forward(x), this.upProj.forward(x))); // silu(gate) * up
   }
 }
 
@@ -191,9 +184,10 @@ export class LlamaForCausalLM extends PretrainedModel implements CausalLM {
       if (T > this.cfg.maxPositions) throw new Error(`sequence length ${T} exceeds ${this.cfg.maxPositions} positions`);
       const drop = dropoutFor(this.training);
       let x = embedding(this.embedTokens, inputIds) as tf.Tensor3D; // (B, T, C)
-      const bias = causalBias(T);
+      const rep = this.cfg.numHeads / this.cfg.numKvHeads;
+      const bias = rep === 1 ? causalBias(T) : tf.tile(causalBias(T), [rep, 1]); // see LlamaAttention
       const [cos, sin] = rotaryTables(T, this.cfg.headDim, this.cfg.ropeTheta); // (T, hs)
-      for (const layer of this.layers) x = layer.forward(x, bias, cos, sin, drop);
+      x = runBlocks(x, this.layers, (layer, h) => layer.forward(h, bias, cos, sin, drop));
       x = this.norm.forward(x) as tf.Tensor3D;
       return outputLogits(x, this.lmHead as tf.Tensor2D); // (B, T, V)
     });

@@ -35,7 +35,7 @@ export interface TTTOptions {
  *
  * The logits are (B*T, V) (50257 wide for GPT-2), so the loss is one custom-gradient op: autodiff through
  * logSumExp, a slice and a gather would make about ten extra passes over them (the max's mask, casts, pads, a
- * scatter); the closed form d/dlogits = (softmax - onehot(target)) * weight takes four. Every position is kept
+ * scatter); the closed form d/dlogits = (softmax - onehot(target)) * weight takes three. Every position is kept
  * and the last one of each row gets weight 0, which avoids copying the logits into a slice.
  */
 export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
@@ -66,11 +66,25 @@ export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
       save([x, targets, weights]);
       return {
         value: lse.sub(picked).mul(weights).sum<tf.Scalar>(),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, tgt, w] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
-          // One fused Softmax kernel is cheaper than exp(x - lse) on (N, V).
-          return tf.softmax(xs).sub(tf.oneHot(tgt, V)).mul(w.mul(dy).expandDims(1)); // (N, V)
-        },
+        // In a tidy: tfjs runs a custom gradient outside one, so its (N, V) temporaries would live to the end of
+        // the backward pass.
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.tidy(() => {
+            const [xs, tgt, w] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+            const scale = w.mul(dy).expandDims<tf.Tensor2D>(1); // (N, 1)
+            // (softmax - onehot(target)) * scale, with two (N, V) tensors alive rather than four: softmax * scale
+            // everywhere, then (p - 1) * scale written at the targets. One fused Softmax kernel is cheaper than
+            // exp(x - lse) on (N, V).
+            const probs = tf.softmax(xs);
+            const rows = tf.range(0, N, 1, 'int32');
+            const atTargets = tf.gather(probs.reshape([-1]), rows.mul(tf.scalar(V, 'int32')).add(tgt));
+            const scaled = probs.mul(scale);
+            probs.dispose();
+            const indices = tf.stack([rows, tgt], 1); // (N, 2)
+            const grad = tf.tensorScatterUpdate(scaled, indices, atTargets.sub(1).mul(scale.reshape([-1])));
+            scaled.dispose();
+            return grad;
+          }),
       };
     });
     return crossEntropy(logits);
