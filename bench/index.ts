@@ -38,6 +38,7 @@ import { benchVectorsFile } from './vectors-file';
  * count for HNSW kinds; exact kinds time 20), BENCH_INDEX_BATCH (256), BENCH_INDEX_M, BENCH_INDEX_EF_ADD,
  * BENCH_INDEX_EF_SEARCH (a comma list, default 64,32,128: each value is searched, the index built with the first),
  * BENCH_INDEX_THREADS (all cores; usearch and faiss build and batch-search with them, hnswlib has one),
+ * BENCH_INDEX_KINDS (flat,hnswlib,usearch,usearch-f16,faiss: which to run; exact search always runs as the ground truth),
  * BENCH_INDEX_DATASETS (synthetic,minilm), BENCH_INDEX_PARQUET_N (20,000 vectors for the vectors-file line),
  * BENCH_PYTHON (python3, needs faiss-cpu and numpy).
  */
@@ -55,6 +56,7 @@ const EF_SEARCH = (
   .map(Number);
 const THREADS = Number(process.env.BENCH_INDEX_THREADS ?? os.cpus().length);
 const DATASETS = (process.env.BENCH_INDEX_DATASETS ?? 'synthetic,minilm').split(',');
+const KINDS = (process.env.BENCH_INDEX_KINDS ?? 'flat,hnswlib,usearch,usearch-f16,faiss').split(',');
 const PARQUET_N = Number(process.env.BENCH_INDEX_PARQUET_N ?? 20_000);
 const EXACT_SINGLE = 20;
 const SYNTHETIC = { dimensions: 384, clusters: 1000, sigma: 0.05, seed: 1, normalize: true };
@@ -352,17 +354,18 @@ async function benchDataset(title: string, base: Float32Array, queries: Float32A
     console.error(`  exact ground truth: ${gtQueries} queries at ${exactQps.toFixed(1)} q/s`);
 
     const hnsw = { connectivity: M, expansionAdd: EF_ADD };
-    const kinds: [string, IndexParams][] = [
-      ['exact (flat, tttnn JS)', { kind: 'flat', metric: 'l2sq' }],
-      ['hnswlib-node f32', { kind: 'hnswlib', metric: 'l2sq', ...hnsw }],
-      ['usearch f32', { kind: 'usearch', metric: 'l2sq', ...hnsw }],
-      ['usearch f16', { kind: 'usearch', metric: 'l2sq', dtype: 'f16', ...hnsw }],
+    const kinds: [string, string, IndexParams][] = [
+      ['flat', 'exact (flat, tttnn JS)', { kind: 'flat', metric: 'l2sq' }],
+      ['hnswlib', 'hnswlib-node f32', { kind: 'hnswlib', metric: 'l2sq', ...hnsw }],
+      ['usearch', 'usearch f32', { kind: 'usearch', metric: 'l2sq', ...hnsw }],
+      ['usearch-f16', 'usearch f16', { kind: 'usearch', metric: 'l2sq', dtype: 'f16', ...hnsw }],
     ];
     const rows: Row[] = [];
-    for (const [label, params] of kinds) {
+    for (const [name, label, params] of kinds) {
+      if (!KINDS.includes(name)) continue;
       rows.push(...(await benchKind(label, params, base, queries, d, { result: exact, qps: exactQps }, dir)));
     }
-    const faiss = await faissRows(base, queries, d, exact, dir);
+    const faiss = KINDS.includes('faiss') ? await faissRows(base, queries, d, exact, dir) : { rows: [] };
     rows.push(...faiss.rows);
     console.log(table(rows, n, queries.length / d, exactQps));
     console.log(

@@ -18,7 +18,8 @@ import { machineLine, runPythonJson, time } from './harness';
  * (BENCH_PYTHON, default python3), with achieved GFLOP/s and the fraction of this machine's peak (bench/flops.ts).
  * Settings: BENCH_MODELS (gpt2,smollm2), BENCH_BACKENDS (auto; e.g. tensorflow,wasm,cpu), BENCH_TOKENS (1024),
  * BENCH_REPS (3), BENCH_PEAK_N (2048).
- * Run it on an otherwise idle machine: other jobs skew both sides.
+ * Peak RSS is the process's high-water mark, so it covers every model benched before: BENCH_MODELS=smollm2 alone for
+ * SmolLM2's own. Run it on an otherwise idle machine: other jobs skew both sides.
  */
 
 const T = Number(process.env.BENCH_TOKENS ?? 1024);
@@ -106,9 +107,12 @@ interface TorchResult {
   forward_s: number;
   step_s: number;
   attn: string;
+  /** The Python process's peak RSS: model load, forward passes and TTT steps. */
+  peak_rss: number;
 }
 
 const seconds = (s: number) => `${s.toFixed(s < 10 ? 2 : 1)} s`;
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 
 async function main(): Promise<void> {
   const unknown = MODELS.filter((m) => !(m in BENCH_MODELS));
@@ -139,7 +143,7 @@ async function main(): Promise<void> {
   }
 
   for (const bench of models) {
-    const timings: { tfjs: string; forwardS: number; stepS: number }[] = [];
+    const timings: { tfjs: string; forwardS: number; stepS: number; peakRss: number }[] = [];
     let fwdFlops = 0;
     let stepFlops = 0;
     for (const choice of BACKENDS) {
@@ -163,12 +167,14 @@ async function main(): Promise<void> {
       let forwardS: number;
       let stepS: number;
       let rss: number; // read while the model and its training state are still held
+      let peakRss: number;
       const trainer = new TTTTrainer(model, { lr: 2e-5 });
       try {
         forwardS = time(REPS, () => tf.tidy(() => void model.forward(ids).sum().dataSync()));
         const tokens = Array.from(ids.dataSync());
         stepS = time(REPS, () => void trainer.step(tokens));
         rss = process.memoryUsage().rss;
+        peakRss = process.resourceUsage().maxRSS * 1024; // this process's peak: every model benched so far
       } catch (err) {
         // WASM's heap is 32-bit: weights, their reset copy, Adam's moments and the gradients of a 124M model
         // (~2.5 GB) do not fit it.
@@ -181,9 +187,9 @@ async function main(): Promise<void> {
       }
       console.log(
         `  ${tfjs}: forward ${(T / forwardS).toFixed(0)} tokens/s (${seconds(forwardS)}; ${achieved(fwdFlops, forwardS, peaks)}); ` +
-          `TTT step ${seconds(stepS)} (${achieved(stepFlops, stepS, peaks)}); RSS ${(rss / 2 ** 30).toFixed(1)} GiB`,
+          `TTT step ${seconds(stepS)} (${achieved(stepFlops, stepS, peaks)}); RSS ${gib(rss)}, peak ${gib(peakRss)}`,
       );
-      timings.push({ tfjs, forwardS, stepS });
+      timings.push({ tfjs, forwardS, stepS, peakRss });
     }
 
     const torch = torchResults.get(bench);
@@ -195,11 +201,12 @@ async function main(): Promise<void> {
     console.log(
       `  PyTorch ${torch.torch} (${torch.threads} threads, ${torch.attn} attention): forward ${(T / torch.forward_s).toFixed(0)} tokens/s ` +
         `(${seconds(torch.forward_s)}; ${achieved(fwdFlops, torch.forward_s, peaks)}); ` +
-        `TTT step ${seconds(torch.step_s)} (${achieved(stepFlops, torch.step_s, peaks)})`,
+        `TTT step ${seconds(torch.step_s)} (${achieved(stepFlops, torch.step_s, peaks)}); peak RSS ${gib(torch.peak_rss)}`,
     );
     for (const t of timings) {
       console.log(
-        `  ratio ${t.tfjs}/PyTorch time: forward ${(t.forwardS / torch.forward_s).toFixed(2)}x, TTT step ${(t.stepS / torch.step_s).toFixed(2)}x`,
+        `  ratio ${t.tfjs}/PyTorch time: forward ${(t.forwardS / torch.forward_s).toFixed(2)}x, TTT step ${(t.stepS / torch.step_s).toFixed(2)}x; ` +
+          `peak RSS ${(t.peakRss / torch.peak_rss).toFixed(2)}x`,
       );
     }
   }
