@@ -201,7 +201,8 @@ export class TTTTrainer {
     // clip_grad_norm_: total = ||(||g_i||)||_2, scale by min(max_norm / (total + 1e-6), 1), always applied. The scale
     // stays on the device and is folded into the moment updates below.
     const clip = tf.tidy(() => {
-      const total = tf.sqrt(tf.addN(g.map((x) => tf.sum(tf.square(x)))));
+      // One tidy per tensor: the squares are freed one by one, not held together (as much as the gradients).
+      const total = tf.sqrt(tf.addN(g.map((x) => tf.tidy(() => tf.sum(tf.square(x))))));
       return tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
     });
     const c1 = tf.mul(clip, 1 - beta1);
