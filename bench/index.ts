@@ -1,15 +1,10 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { SAMPLE_CORPUS_DIR } from '../cli/demo';
-import { loadConfig } from '../core/config';
-import { embedTexts } from '../core/embed';
-import { readVectorsFile, writeVectorsFile } from '../core/index/vectors-file';
 import {
   buildIndex,
   DEFAULT_HNSW,
@@ -19,9 +14,8 @@ import {
   type SearchResult,
   type VectorIndex,
 } from '../core/index/vector-index';
-import { loadEncoder } from '../core/models/registry';
-import { ensureMiniLM } from '../infra/models';
 import { machineLine, runPythonJson } from './harness';
+import { cachedMiniLmVectors } from './minilm-vectors';
 import { readSampleTexts } from './sample-texts';
 import { clusteredVectors } from './vectors';
 import { benchVectorsFile } from './vectors-file';
@@ -36,7 +30,8 @@ import { benchVectorsFile } from './vectors-file';
  * distances agree with exact ones for the same rows (units check). Metric: squared L2 (faiss IndexFlatL2's).
  * Settings: BENCH_INDEX_N (1,000,000), BENCH_INDEX_QUERIES (200: the ground truth's queries, also the single-query
  * count for HNSW kinds; exact kinds time 20), BENCH_INDEX_BATCH (256), BENCH_INDEX_M, BENCH_INDEX_EF_ADD,
- * BENCH_INDEX_EF_SEARCH (a comma list, default 64,32,128: each value is searched, the index built with the first),
+ * BENCH_INDEX_EF_SEARCH (a comma list, default 256,128,512: the default efSearch, half and twice it; each value is
+ * searched, the index built with the first),
  * BENCH_INDEX_THREADS (all cores; usearch and faiss build and batch-search with them, hnswlib has one),
  * BENCH_INDEX_KINDS (flat,hnswlib,usearch,usearch-f16,faiss: which to run; exact search always runs as the ground truth),
  * BENCH_INDEX_DATASETS (synthetic,minilm), BENCH_INDEX_PARQUET_N (20,000 vectors for the vectors-file line),
@@ -399,41 +394,6 @@ function passages(text: string, max: number): string[] {
   return out;
 }
 
-/**
- * MiniLM embeddings (max length 256, mean pooling, L2 norm) of the sample corpus's passages, cached as a vectors
- * file in the tools folder under the sample's digest: the first run embeds (~2 min on 2 cores), later ones read.
- */
-async function miniLmPassages(): Promise<{ vectors: Float32Array; count: number; cached: boolean }> {
-  const config = loadConfig();
-  const sample = await fs.readFile(path.join(SAMPLE_CORPUS_DIR, 'sample.jsonl.zst'));
-  const digest = createHash('sha256').update(sample).update(`passages ${PASSAGE_CHARS}`).digest('hex').slice(0, 12);
-  const cache = path.join(config.toolsDir, 'bench-index', `minilm-sample-passages-${digest}.parquet`);
-  if (existsSync(cache)) {
-    const file = await readVectorsFile(cache);
-    return { vectors: file.vectors, count: file.docIds.length, cached: true };
-  }
-  const texts = (await readSampleTexts()).flatMap((t) => passages(t, PASSAGE_CHARS));
-  const folder = await ensureMiniLM(config.toolsDir, (line) => console.error(line));
-  const { model, tokenizer } = await loadEncoder(folder);
-  const t0 = performance.now();
-  const embedded = embedTexts(model, tokenizer, texts, { maxLength: 256, normalize: true, batchSize: 32 });
-  console.error(`  embedded ${texts.length} passages in ${seconds(t0).toFixed(0)} s`);
-  model.dispose();
-  const d = embedded[0]?.length ?? 0;
-  const vectors = new Float32Array(texts.length * d);
-  embedded.forEach((v, i) => vectors.set(v, i * d));
-  await fs.mkdir(path.dirname(cache), { recursive: true });
-  const partial = `${cache}.partial`;
-  await writeVectorsFile(
-    partial,
-    texts.map((_, i) => ({ docId: `passage-${i}`, shardRow: i })),
-    vectors,
-    d,
-  );
-  await fs.rename(partial, cache);
-  return { vectors, count: texts.length, cached: false };
-}
-
 async function main(): Promise<void> {
   console.log(machineLine());
   if (DATASETS.includes('synthetic')) {
@@ -456,8 +416,9 @@ async function main(): Promise<void> {
     await benchVectorsFile(base.subarray(0, Math.min(N, PARQUET_N) * d), d);
   }
   if (DATASETS.includes('minilm')) {
-    const { vectors, count, cached } = await miniLmPassages();
-    const d = vectors.length / count;
+    const texts = (await readSampleTexts()).flatMap((t) => passages(t, PASSAGE_CHARS));
+    const { vectors, dimensions: d, cached } = await cachedMiniLmVectors('sample-passages', texts);
+    const count = texts.length;
     // Every 10th passage is a query; the others are indexed.
     const isQuery = (i: number) => i % 10 === 9;
     const pick = (keep: (i: number) => boolean) => {

@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { decompress } from 'zstd-napi';
 import { DEMO_CORPUS_DIR } from '../cli/demo';
 import { describeBackend, initBackend } from '../core/backend';
 import { loadConfig } from '../core/config';
-import { embedTexts } from '../core/embed';
+import { isCompressedPileFile, isPileFile, type PileDocument, readPileLines } from '../core/corpus/pile-reader';
 import { exactSearch } from '../core/index/flat';
 import { harnessPrefixToken, rollingWindows } from '../core/metrics/bits-per-byte';
-import { loadCausalLM, loadEncoder } from '../core/models/registry';
+import { loadCausalLM } from '../core/models/registry';
 import { runDocument, TTTTrainer } from '../core/training/ttt';
-import { SMOLLM2_DESCRIPTION, ensureMiniLM, ensureSmolLM2 } from '../infra/models';
+import { SMOLLM2_DESCRIPTION, ensureSmolLM2 } from '../infra/models';
 import { machineLine, runPythonJson } from './harness';
+import { cachedMiniLmVectors } from './minilm-vectors';
 
 /**
  * `npm run bench:ttt-nn`: the work an evaluation does, side by side with PyTorch in one run. Test documents of the
@@ -37,37 +37,33 @@ const EVAL_BATCH = 2;
 
 const log = (line: string) => console.error(line);
 
-interface CorpusDoc {
-  text: string;
-  domain: string;
-}
-
-async function readJsonlZst(file: string): Promise<CorpusDoc[]> {
-  return decompress(await fs.readFile(file))
-    .toString('utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as { text: string; meta: { pile_set_name: string } })
-    .map((d) => ({ text: d.text, domain: d.meta.pile_set_name }));
-}
-
-async function readPart(part: 'train' | 'test'): Promise<CorpusDoc[]> {
+/** Every document of the demo corpus's train or test part, in file order. */
+async function readPart(part: 'train' | 'test'): Promise<PileDocument[]> {
   const dir = path.join(DEMO_CORPUS_DIR, part);
-  const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.jsonl.zst')).sort();
-  return (await Promise.all(files.map((f) => readJsonlZst(path.join(dir, f))))).flat();
+  const docs: PileDocument[] = [];
+  for (const file of (await fs.readdir(dir)).filter(isPileFile).sort()) {
+    const source = createReadStream(path.join(dir, file));
+    for await (const line of readPileLines(source, {
+      compressed: isCompressedPileFile(file),
+      maxDocumentBytes: 1 << 26,
+    })) {
+      if ('document' in line) docs.push(line.document);
+    }
+  }
+  return docs;
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** One test document per domain in turn (domains sorted, documents in corpus order), at most MAX_TEST_BYTES each. */
-function pickTestDocuments(test: CorpusDoc[]): CorpusDoc[] {
-  const byDomain = new Map<string, CorpusDoc[]>();
+function pickTestDocuments(test: PileDocument[]): PileDocument[] {
+  const byDomain = new Map<string, PileDocument[]>();
   for (const doc of test) {
-    if (Buffer.byteLength(doc.text, 'utf8') > MAX_TEST_BYTES) continue;
+    if (doc.byteLength > MAX_TEST_BYTES) continue;
     byDomain.set(doc.domain, [...(byDomain.get(doc.domain) ?? []), doc]);
   }
   const domains = [...byDomain.keys()].sort();
-  const picked: CorpusDoc[] = [];
+  const picked: PileDocument[] = [];
   for (let round = 0; picked.length < DOCS && domains.some((d) => byDomain.get(d)!.length > round); round++) {
     for (const d of domains) {
       const doc = byDomain.get(d)![round];
@@ -75,28 +71,6 @@ function pickTestDocuments(test: CorpusDoc[]): CorpusDoc[] {
     }
   }
   return picked;
-}
-
-/** MiniLM vectors of the train part, computed once per corpus and kept under toolsDir. */
-async function trainVectors(train: CorpusDoc[], toolsDir: string, embed: (texts: string[]) => Float32Array[]) {
-  const digest = sha256(train.map((d) => sha256(d.text)).join('')).slice(0, 16);
-  const file = path.join(toolsDir, 'bench-ttt-nn', `minilm-train-${digest}.f32`);
-  const dims = 384;
-  try {
-    const bytes = await fs.readFile(file);
-    if (bytes.length === train.length * dims * 4)
-      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
-  } catch {
-    // not cached yet
-  }
-  log(`embedding the ${train.length} train documents with all-MiniLM-L6-v2 (once; cached in ${file})`);
-  const rows = embed(train.map((d) => d.text));
-  const flat = new Float32Array(rows.length * dims);
-  rows.forEach((r, i) => flat.set(r, i * dims));
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.writeFile(`${file}.tmp`, flat);
-  await fs.rename(`${file}.tmp`, file);
-  return flat;
 }
 
 interface JobDoc {
@@ -138,15 +112,15 @@ async function main(): Promise<void> {
   const docs = pickTestDocuments(test);
 
   // Neighbors: MiniLM over each document's first 256 tokens, L2-normalised, cosine, as the demo's index.
-  const encoder = await loadEncoder(await ensureMiniLM(config.toolsDir, log), { log });
-  const embed = (texts: string[]) =>
-    embedTexts(encoder.model, encoder.tokenizer, texts, { maxLength: 256, normalize: true, batchSize: 32 });
-  const vectors = await trainVectors(train, config.toolsDir, embed);
-  const queries = embed(docs.map((d) => d.text));
-  encoder.model.dispose();
-  const flatQueries = new Float32Array(queries.length * 384);
-  queries.forEach((q, i) => flatQueries.set(q, i * 384));
-  const found = exactSearch(vectors, 384, flatQueries, K + 5, 'cos');
+  const { vectors, dimensions } = await cachedMiniLmVectors(
+    'demo-train',
+    train.map((d) => d.text),
+  );
+  const { vectors: queries } = await cachedMiniLmVectors(
+    'ttt-nn-queries',
+    docs.map((d) => d.text),
+  );
+  const found = exactSearch(vectors, dimensions, queries, K + 5, 'cos');
 
   const smollm2 = await ensureSmolLM2(config.toolsDir, log);
   const lm = await loadCausalLM(smollm2, { log, training: true });
@@ -165,7 +139,7 @@ async function main(): Promise<void> {
     return {
       id: `${doc.domain}#${test.indexOf(doc)}`,
       domain: doc.domain,
-      bytes: Buffer.byteLength(doc.text, 'utf8'),
+      bytes: doc.byteLength,
       text: doc.text,
       tokens,
       neighbors,
