@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { bitsPerByte } from '../metrics/bits-per-byte';
 import type { CausalLM } from '../models/modeling-utils';
+import { type AdamW, createAdamW } from './adamw';
 
 /**
  * The TTT-NN inner loop: one AdamW step per chunk of a neighbor on the causal-LM loss, with the reference's
- * settings (torch.optim.AdamW defaults, weight decay 0.01, global-norm gradient clipping to 1.0, batch 1), and
- * an exact reset to the pretrained weights from an in-memory copy.
+ * settings (torch.optim.AdamW defaults, weight decay 0.01, global-norm gradient clipping to 1.0, batch 1; see
+ * `adamw.ts`), and an exact reset to the pretrained weights from an in-memory copy.
  */
 
 export interface TTTOptions {
@@ -104,9 +105,7 @@ export interface TrainerState {
 export class TTTTrainer {
   private readonly vars: tf.Variable[];
   private readonly pretrained: tf.Tensor[];
-  private m: tf.Variable[] = [];
-  private v: tf.Variable[] = [];
-  private t = 0;
+  private readonly optimizer: AdamW;
   private readonly o: Required<TTTOptions>;
 
   constructor(
@@ -127,23 +126,22 @@ export class TTTTrainer {
     this.vars = [...new Set(model.params.values())];
     // The copy to reset to lives beside the weights, so a reset is a device-side assign, not a reload from disk.
     this.pretrained = this.vars.map((p) => tf.keep(p.clone()));
+    this.optimizer = createAdamW(this.vars, this.o);
   }
 
   /** Number of optimizer steps since the last reset. */
   get steps(): number {
-    return this.t;
+    return this.optimizer.steps;
   }
 
   /** Forgets Adam's moments and step count: every document starts from a fresh optimizer. */
   resetOptimizer(): void {
-    for (const x of [...this.m, ...this.v]) x.dispose();
-    this.m = [];
-    this.v = [];
-    this.t = 0;
+    this.optimizer.reset();
   }
 
   exportState(): TrainerState {
-    return { steps: this.t, tensors: [...this.vars, ...this.m, ...this.v].map((x) => x.dataSync() as Float32Array) };
+    const { m, v } = this.optimizer.exportMoments();
+    return { steps: this.steps, tensors: [...this.vars.map((x) => x.dataSync() as Float32Array), ...m, ...v] };
   }
 
   /** Puts back a state that `exportState` took from a trainer of the same model. */
@@ -152,19 +150,16 @@ export class TTTTrainer {
     if (state.tensors.length !== n && state.tensors.length !== 3 * n) {
       throw new Error(`a trainer state of ${state.tensors.length} tensors does not fit a model of ${n} variables`);
     }
-    const assign = (target: tf.Variable, values: Float32Array) => {
-      if (values.length !== target.size) throw new Error(`state tensor of ${values.length} values for ${target.name}`);
-      tf.tidy(() => target.assign(tf.tensor(values, target.shape, 'float32')));
-    };
-    this.resetOptimizer();
-    this.vars.forEach((p, i) => assign(p, state.tensors[i]!));
+    this.vars.forEach((p, i) => {
+      const values = state.tensors[i]!;
+      if (values.length !== p.size) throw new Error(`state tensor of ${values.length} values for ${p.name}`);
+      tf.tidy(() => p.assign(tf.tensor(values, p.shape, 'float32')));
+    });
     if (state.tensors.length === 3 * n) {
-      this.m = this.vars.map((p, i) => tf.tidy(() => tf.variable(tf.tensor(state.tensors[n + i]!, p.shape), false)));
-      this.v = this.vars.map((p, i) =>
-        tf.tidy(() => tf.variable(tf.tensor(state.tensors[2 * n + i]!, p.shape), false)),
-      );
+      this.optimizer.importMoments(state.steps, state.tensors.slice(n, 2 * n), state.tensors.slice(2 * n));
+    } else {
+      this.optimizer.reset();
     }
-    this.t = state.steps;
   }
 
   /** Restores the pretrained weights exactly and (unless carryOptimizer) starts a fresh optimizer. */
@@ -176,11 +171,6 @@ export class TTTTrainer {
   /** One step on a chunk of token ids (length >= 2); returns the loss before the step. */
   step(chunk: readonly number[]): number {
     if (chunk.length < 2) throw new Error(`a training chunk needs at least 2 tokens, got ${chunk.length}`);
-    if (this.m.length === 0) {
-      // Inside tidy: a variable shares its initial tensor's buffer, which would otherwise outlive the variable.
-      this.m = this.vars.map((p) => tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
-      this.v = this.vars.map((p) => tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
-    }
     const ids = tf.tensor2d([Array.from(chunk)], [1, chunk.length], 'int32');
     this.model.training = this.o.dropout;
     let value: tf.Scalar;
@@ -191,48 +181,13 @@ export class TTTTrainer {
       this.model.training = false;
       ids.dispose();
     }
-    this.t += 1;
-    const { lr, beta1, beta2, eps, weightDecay, maxGradNorm } = this.o;
-    const g = this.vars.map((p) => {
-      const grad = grads[p.name];
-      if (!grad) throw new Error(`no gradient for ${p.name}`);
-      return grad;
-    });
-    // clip_grad_norm_: total = ||(||g_i||)||_2, scale by min(max_norm / (total + 1e-6), 1), always applied. The scale
-    // stays on the device and is folded into the moment updates below.
-    const clip = tf.tidy(() => {
-      // One tidy per tensor: the squares are freed one by one, not held together (as much as the gradients).
-      const total = tf.sqrt(tf.addN(g.map((x) => tf.tidy(() => tf.sum(tf.square(x))))));
-      return tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
-    });
-    const c1 = tf.mul(clip, 1 - beta1);
-    const c2 = tf.tidy(() => clip.square().mul(1 - beta2));
-    // torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-    // p -= lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps), rearranged to two fewer passes over each tensor.
-    const stepSize = lr / (1 - beta1 ** this.t);
-    const bc2Sqrt = Math.sqrt(1 - beta2 ** this.t);
-    this.vars.forEach((p, i) => {
-      const grad = g[i] as tf.Tensor;
-      const m = this.m[i] as tf.Variable;
-      const v = this.v[i] as tf.Variable;
-      // One tidy per tensor: temporaries are freed (and their memory reused) before the next tensor's update,
-      // instead of all of them living until the end of the step.
-      tf.tidy(() => {
-        const mNew = m.mul(beta1).add(grad.mul(c1));
-        const vNew = v.mul(beta2).add(grad.square().mul(c2));
-        const update = mNew.div(
-          vNew
-            .sqrt()
-            .mul(1 / (bc2Sqrt * stepSize))
-            .add(eps / stepSize),
-        );
-        m.assign(mNew);
-        v.assign(vNew);
-        p.assign(p.mul(1 - lr * weightDecay).sub(update));
-      });
-      grad.dispose();
-    });
-    tf.dispose([clip, c1, c2]);
+    this.optimizer.step(
+      this.vars.map((p) => {
+        const grad = grads[p.name];
+        if (!grad) throw new Error(`no gradient for ${p.name}`);
+        return grad;
+      }),
+    );
     const loss = value.dataSync()[0] as number;
     value.dispose();
     return loss;
@@ -252,7 +207,7 @@ export class TTTTrainer {
   }
 
   dispose(): void {
-    this.resetOptimizer();
+    this.optimizer.dispose();
     for (const x of this.pretrained) x.dispose();
   }
 }
