@@ -39,7 +39,8 @@ export interface AdamW {
 
 /** The fused native build where the backend is CPU TensorFlow, else the portable one. */
 export function createAdamW(vars: readonly tf.Variable[], settings: AdamWSettings): AdamW {
-  return nativeTensorflow() && !nativeTensorflow()!.isUsingGpuDevice
+  const native = nativeTensorflow();
+  return native && native.isUsingGpuDevice !== true
     ? new NativeAdamW(vars, settings)
     : new PortableAdamW(vars, settings);
 }
@@ -184,12 +185,12 @@ class ResourceVariable {
   private readonly handle: tf.Tensor;
 
   constructor(
-    private readonly tf_: NativeBackend,
+    private readonly backend: NativeBackend,
     shape: readonly number[],
   ) {
-    const b = tf_.binding;
+    const b = backend.binding;
     // Named uniquely: eager TensorFlow keeps a named resource until DestroyResourceOp.
-    this.handle = tf_.executeSingleOutput(
+    this.handle = backend.executeSingleOutput(
       'VarHandleOp',
       [
         { name: 'container', type: b.TF_ATTR_STRING, value: '' },
@@ -208,17 +209,17 @@ class ResourceVariable {
 
   /** Points the variable at `value`'s buffer (no copy); an in-place update copies it first while it is shared. */
   assign(value: tf.Tensor): void {
-    this.tf_.executeMultipleOutputs('AssignVariableOp', [this.dtype()], [this.handle, value], 0);
+    this.backend.executeMultipleOutputs('AssignVariableOp', [this.dtype()], [this.handle, value], 0);
   }
 
   /** A tensor sharing the variable's current buffer. */
   read(): tf.Tensor {
-    return this.tf_.executeSingleOutput('ReadVariableOp', [this.dtype()], [this.handle]);
+    return this.backend.executeSingleOutput('ReadVariableOp', [this.dtype()], [this.handle]);
   }
 
   destroy(): void {
-    const b = this.tf_.binding;
-    this.tf_.executeMultipleOutputs(
+    const b = this.backend.binding;
+    this.backend.executeMultipleOutputs(
       'DestroyResourceOp',
       [{ name: 'ignore_lookup_error', type: b.TF_ATTR_BOOL, value: false }],
       [this.handle],
@@ -229,7 +230,7 @@ class ResourceVariable {
   }
 
   private dtype(): OpAttr {
-    return { name: 'dtype', type: this.tf_.binding.TF_ATTR_TYPE, value: this.tf_.binding.TF_FLOAT };
+    return { name: 'dtype', type: this.backend.binding.TF_ATTR_TYPE, value: this.backend.binding.TF_FLOAT };
   }
 }
 
