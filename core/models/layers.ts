@@ -81,29 +81,45 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
     .add(bias);
 }
 /**
+ * tf.customGrad for an op of tensor inputs whose gradient is written out, with that gradient run in a tidy: tfjs
+ * calls a custom gradient outside any scope, so its temporaries would otherwise live until the whole backward pass
+ * ends. `save` keeps what the backward pass reads (everything else the forward computes is freed with its scope).
+ * Annotate the inputs, and `dy` when the output is a narrower type than tf.Tensor (TypeScript settles the output
+ * type from `dy` before it reads `value`).
+ */
+export function customOp<I extends tf.Tensor[], T extends tf.Tensor>(
+  op: (
+    inputs: I,
+    save: tf.GradSaveFunc,
+  ) => { value: T; gradFunc: (dy: T, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
+): (...inputs: I) => T {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc; // tfjs passes it after the inputs
+    const { value, gradFunc } = op(args as I, save);
+    return { value, gradFunc: (dy: T, saved: tf.Tensor[]) => tf.tidy(() => gradFunc(dy, saved)) };
+  });
+}
+
+/**
  * LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * weight (no mean subtraction, no bias). One op with its gradient
  * written out: built from tfjs ops, the tape kept four (T, C) tensors per norm (x^2, its mean's input, x r and the
  * product); this keeps x and r = rsqrt(mean(x^2) + eps), one value per position.
  */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xa, w] = args as [tf.Tensor, tf.Tensor];
+  const op = customOp(([xa, w]: [tf.Tensor, tf.Tensor], save) => {
     const r = tf.rsqrt(xa.square().mean(-1, true).add(eps)); // (..., 1)
-    (args[2] as tf.GradSaveFunc)([xa, w, r]);
+    save([xa, w, r]);
     return {
       value: xa.mul(r).mul(w),
-      // In a tidy: tfjs runs a custom gradient outside one, so its temporaries would live to the end of the
-      // backward pass.
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const [xs, ws, rs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-          const dNormed = dy.mul(ws);
-          // Summed over every axis but the last, as tfjs's Mul gradient reduces a broadcast operand.
-          const dWeight = dy.mul(xs.mul(rs)).sum([...Array(dy.rank - 1).keys()]);
-          // d(x_j r)/dx_i = r [i = j] - x_i x_j r^3 / C
-          const dx = dNormed.mul(rs).sub(xs.mul(rs.pow(3)).mul(dNormed.mul(xs).mean(-1, true)));
-          return [dx, dWeight];
-        }),
+      gradFunc: (dy, saved) => {
+        const [xs, ws, rs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const dNormed = dy.mul(ws);
+        // Summed over every axis but the last, as tfjs's Mul gradient reduces a broadcast operand.
+        const dWeight = dy.mul(xs.mul(rs)).sum([...Array(dy.rank - 1).keys()]);
+        // d(x_j r)/dx_i = r [i = j] - x_i x_j r^3 / C
+        const dx = dNormed.mul(rs).sub(xs.mul(rs.pow(3)).mul(dNormed.mul(xs).mean(-1, true)));
+        return [dx, dWeight];
+      },
     };
   });
   return op(x, weight);
@@ -164,19 +180,16 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
  * every backend, and takes the same time on native TensorFlow (GPT-2's 50257 x 768 table, 1024 ids: ~0.5 s both).
  */
 export function embedding(weight: tf.Tensor, ids: tf.Tensor): tf.Tensor {
-  const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const w = args[0] as tf.Tensor;
-    const save = args[1] as tf.GradSaveFunc;
+  const lookup = customOp(([w]: [tf.Tensor], save) => {
     // The ids are not an input of the custom op (they get no gradient), so they are saved for the backward pass.
     save([ids]);
     return {
       value: tf.gather(w, ids),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const [V, C] = w.shape as [number, number];
-          const idx = (saved[0] as tf.Tensor).reshape<tf.Tensor2D>([-1, 1]); // (N, 1)
-          return tf.scatterND(idx, dy.reshape([-1, C]), [V, C]); // (V, C)
-        }),
+      gradFunc: (dy, saved) => {
+        const [V, C] = w.shape as [number, number];
+        const idx = saved[0]!.reshape<tf.Tensor2D>([-1, 1]); // (N, 1)
+        return tf.scatterND(idx, dy.reshape([-1, C]), [V, C]); // (V, C)
+      },
     };
   });
   return lookup(weight);
@@ -201,22 +214,18 @@ export function runBlocks<Block, X extends tf.Tensor>(
  * sigmoid in the backward pass. The gradient sums are the ones tfjs's Mul and Sigmoid gradients compute.
  */
 export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [g, u] = args as [tf.Tensor, tf.Tensor];
-    (args[2] as tf.GradSaveFunc)([g, u]);
+  const op = customOp(([g, u]: [tf.Tensor, tf.Tensor], save) => {
+    save([g, u]);
     return {
       value: g.mul(tf.sigmoid(g)).mul(u),
-      // In a tidy: tfjs runs a custom gradient outside one, so its temporaries would live to the end of the
-      // backward pass.
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const [gs, us] = saved as [tf.Tensor, tf.Tensor];
-          const sig = tf.sigmoid(gs);
-          const dSilu = dy.mul(us);
-          // d/dg (g s) = s + g s (1 - s)
-          const dGate = dSilu.mul(sig).add(dSilu.mul(gs).mul(sig.mul(tf.sub(1, sig))));
-          return [dGate, dy.mul(gs.mul(sig))];
-        }),
+      gradFunc: (dy, saved) => {
+        const [gs, us] = saved as [tf.Tensor, tf.Tensor];
+        const sig = tf.sigmoid(gs);
+        const dSilu = dy.mul(us);
+        // d/dg (g s) = s + g s (1 - s)
+        const dGate = dSilu.mul(sig).add(dSilu.mul(gs).mul(sig.mul(tf.sub(1, sig))));
+        return [dGate, dy.mul(gs.mul(sig))];
+      },
     };
   });
   return op(gate, up);
@@ -369,35 +378,29 @@ export function attention(
 ): tf.Tensor4D {
   // Scaling q (B, nh, T, hs) rather than the scores (B, nh, T, T): a T/hs times smaller multiply. Rounding differs
   // from HF's (q k^T) * scale by ~1 ulp.
-  const qs = scale === 1 ? q : q.mul(scale);
-  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [qa, ka, va] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    const save = args[3] as tf.GradSaveFunc;
+  const qs = scale === 1 ? q : q.mul<tf.Tensor4D>(scale);
+  const fused = customOp(([qa, ka, va]: [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D], save) => {
     const probs = tf.softmax(tf.matMul(qa, ka, false, true).add(bias)); // (B, nh, T, T)
     // The dropout mask as `drop` draws it (same generator, same order), kept for the backward pass.
     const kept = dropRate > 0 && drop !== noDropout ? drop(tf.onesLike(probs), dropRate) : undefined;
     // Not P: the backward pass recomputes it from q, k and the bias (one tensor shared by every layer).
     save(kept ? [qa, ka, va, bias, kept] : [qa, ka, va, bias]);
     return {
-      value: tf.matMul(kept ? probs.mul(kept) : probs, va), // (B, nh, T, hs)
-      // In a tidy: tfjs runs a custom gradient outside one, so its temporaries would live to the end of the
-      // backward pass.
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const [qs_, ks, vs, biasSaved, m] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
-          const p = tf.softmax(tf.matMul(qs_, ks, false, true).add(biasSaved)); // the forward's P, recomputed
-          const d = dy as tf.Tensor4D;
-          const att = m ? p.mul(m) : p;
-          const dv = tf.matMul(d, att, true, false).transpose([0, 1, 3, 2]); // (d^T att)^T = att^T d
-          const dAtt = tf.matMul(d, vs, false, true);
-          const dProbs = m ? dAtt.mul(m) : dAtt;
-          const dyTimesY = dProbs.mul(p); // softmax's gradient: dy y - sum(dy y) y
-          const dScores = dyTimesY.sub(dyTimesY.sum(-1, true).mul(p));
-          const dq = tf.matMul(dScores, ks);
-          const dk = tf.matMul(qs_, dScores, true, false).transpose([0, 1, 3, 2]); // (q^T dS)^T = dS^T q
-          return [dq, dk, dv];
-        }),
+      value: tf.matMul<tf.Tensor4D>(kept ? probs.mul(kept) : probs, va), // (B, nh, T, hs)
+      gradFunc: (d: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [qs_, ks, vs, biasSaved, m] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
+        const p = tf.softmax(tf.matMul(qs_, ks, false, true).add(biasSaved)); // the forward's P, recomputed
+        const att = m ? p.mul(m) : p;
+        const dv = tf.matMul(d, att, true, false).transpose([0, 1, 3, 2]); // (d^T att)^T = att^T d
+        const dAtt = tf.matMul(d, vs, false, true);
+        const dProbs = m ? dAtt.mul(m) : dAtt;
+        const dyTimesY = dProbs.mul(p); // softmax's gradient: dy y - sum(dy y) y
+        const dScores = dyTimesY.sub(dyTimesY.sum(-1, true).mul(p));
+        const dq = tf.matMul(dScores, ks);
+        const dk = tf.matMul(qs_, dScores, true, false).transpose([0, 1, 3, 2]); // (q^T dS)^T = dS^T q
+        return [dq, dk, dv];
+      },
     };
   });
-  return fused(qs, k, v) as tf.Tensor4D;
+  return fused(qs, k, v);
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { bitsPerByte } from '../metrics/bits-per-byte';
+import { customOp } from '../models/layers';
 import type { CausalLM } from '../models/modeling-utils';
 import { type AdamW, createAdamW } from './adamw';
 
@@ -57,9 +58,7 @@ export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
     }
     const targets = tf.tensor1d(targetsArr, 'int32');
     const weights = tf.tensor1d(weightsArr, 'float32');
-    const crossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const x = args[0] as tf.Tensor2D;
-      const save = args[1] as tf.GradSaveFunc;
+    const crossEntropy = customOp(([x]: [tf.Tensor2D], save) => {
       const lse = tf.logSumExp(x, -1); // (N,)
       const flat = tf.range(0, N, 1, 'int32').mul(tf.scalar(V, 'int32')).add(targets); // row * V + target
       const picked = tf.gather(x.reshape([-1]), flat); // (N,)
@@ -67,25 +66,22 @@ export function causalLmLoss(model: CausalLM, ids: tf.Tensor2D): tf.Scalar {
       save([x, targets, weights]);
       return {
         value: lse.sub(picked).mul(weights).sum<tf.Scalar>(),
-        // In a tidy: tfjs runs a custom gradient outside one, so its (N, V) temporaries would live to the end of
-        // the backward pass.
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-          tf.tidy(() => {
-            const [xs, tgt, w] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
-            const scale = w.mul(dy).expandDims<tf.Tensor2D>(1); // (N, 1)
-            // (softmax - onehot(target)) * scale, with two (N, V) tensors alive rather than four: softmax * scale
-            // everywhere, then (p - 1) * scale written at the targets. One fused Softmax kernel is cheaper than
-            // exp(x - lse) on (N, V).
-            const probs = tf.softmax(xs);
-            const rows = tf.range(0, N, 1, 'int32');
-            const atTargets = tf.gather(probs.reshape([-1]), rows.mul(tf.scalar(V, 'int32')).add(tgt));
-            const scaled = probs.mul(scale);
-            probs.dispose();
-            const indices = tf.stack([rows, tgt], 1); // (N, 2)
-            const grad = tf.tensorScatterUpdate(scaled, indices, atTargets.sub(1).mul(scale.reshape([-1])));
-            scaled.dispose();
-            return grad;
-          }),
+        gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => {
+          const [xs, tgt, w] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+          const scale = w.mul(dy).expandDims<tf.Tensor2D>(1); // (N, 1)
+          // (softmax - onehot(target)) * scale, with two (N, V) tensors alive rather than four: softmax * scale
+          // everywhere, then (p - 1) * scale written at the targets. One fused Softmax kernel is cheaper than
+          // exp(x - lse) on (N, V).
+          const probs = tf.softmax(xs);
+          const rows = tf.range(0, N, 1, 'int32');
+          const atTargets = tf.gather(probs.reshape([-1]), rows.mul(tf.scalar(V, 'int32')).add(tgt));
+          const scaled = probs.mul(scale);
+          probs.dispose();
+          const indices = tf.stack([rows, tgt], 1); // (N, 2)
+          const grad = tf.tensorScatterUpdate(scaled, indices, atTargets.sub(1).mul(scale.reshape([-1])));
+          scaled.dispose();
+          return grad;
+        },
       };
     });
     return crossEntropy(logits);
