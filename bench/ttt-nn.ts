@@ -9,7 +9,7 @@ import { isCompressedPileFile, isPileFile, type PileDocument, readPileLines } fr
 import { exactSearch } from '../core/index/flat';
 import { harnessPrefixToken, rollingWindows } from '../core/metrics/bits-per-byte';
 import { loadCausalLM } from '../core/models/registry';
-import { runDocument, TTTTrainer } from '../core/training/ttt';
+import { runDocument, trainingChunks, TTTTrainer } from '../core/training/ttt';
 import { SMOLLM2_DESCRIPTION, ensureSmolLM2 } from '../infra/models';
 import { machineLine, runPythonJson } from './harness';
 import { cachedMiniLmVectors } from './minilm-vectors';
@@ -146,7 +146,6 @@ async function main(): Promise<void> {
       windows: rollingWindows(tokens, prefixToken, MAX_LENGTH),
     };
   });
-  const stepsOf = (n: number[]) => Math.ceil(n.length / MAX_LENGTH) - (n.length % MAX_LENGTH === 1 ? 1 : 0);
   console.log(
     `${SMOLLM2_DESCRIPTION}; k=${K} MiniLM neighbors (${MAX_NEIGHBOR_TOKENS > 0 ? `first ${MAX_NEIGHBOR_TOKENS} tokens` : 'whole'}), ` +
       `max_length ${MAX_LENGTH}, lr ${LR}, AdamW wd 0.01, clip 1.0, bits/byte after every neighbor (${EVAL_BATCH} windows per forward)`,
@@ -154,7 +153,7 @@ async function main(): Promise<void> {
   for (const d of job) {
     console.log(
       `  ${d.id}: ${d.bytes} bytes, ${d.tokens.length} tokens (${d.windows.length} windows); neighbors ` +
-        `${d.neighbors.map((n) => n.length).join(', ')} tokens -> ${d.neighbors.reduce((a, n) => a + stepsOf(n), 0)} steps`,
+        `${d.neighbors.map((n) => n.length).join(', ')} tokens -> ${d.neighbors.reduce((a, n) => a + trainingChunks(n, MAX_LENGTH).length, 0)} steps`,
     );
   }
 

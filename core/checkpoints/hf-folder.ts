@@ -49,6 +49,9 @@ export interface LoadOptions {
 }
 
 const DEFAULT_ENDPOINT = 'https://huggingface.co';
+/** What a checkpoint folder must have beside its weights, and what it may have. */
+const REQUIRED_FILES = ['config.json', 'tokenizer.json'];
+const OPTIONAL_FILES = ['tokenizer_config.json'];
 const WEIGHTS = 'model.safetensors';
 const WEIGHTS_INDEX = 'model.safetensors.index.json';
 const COMMIT_HASH = /^[0-9a-f]{40}$/;
@@ -143,20 +146,20 @@ export async function downloadFromHub(id: string, opts: LoadOptions = {}): Promi
   const dir = snapshotDir(repoDir, commit);
   opts.log?.(`downloading ${id}@${revision} (commit ${commit}) from ${hub.endpoint} into ${dir}`);
 
-  const candidates = ['config.json', 'tokenizer.json', 'tokenizer_config.json', WEIGHTS, WEIGHTS_INDEX];
+  const candidates = [...REQUIRED_FILES, ...OPTIONAL_FILES, WEIGHTS, WEIGHTS_INDEX];
   const listed = await withUrl(`${hub.endpoint}/api/models/${id}/paths-info/${commit}`, 'request', hub, () =>
     pathsInfo({ ...request, paths: candidates, revision: commit }),
   );
   const inRepo = new Set(listed.map((entry) => entry.path));
   const lacking = (what: string) =>
     new Error(`${id}@${revision} has no ${what} (${hub.endpoint}/${id}/tree/${encodeURIComponent(revision)})`);
-  for (const file of ['config.json', 'tokenizer.json']) if (!inRepo.has(file)) throw lacking(file);
+  for (const file of REQUIRED_FILES) if (!inRepo.has(file)) throw lacking(file);
   const download = (file: string) =>
     withUrl(`${hub.endpoint}/${id}/resolve/${commit}/${file}`, 'download', hub, () =>
       downloadFileToCacheDir({ ...request, path: file, revision: commit, cacheDir }),
     );
 
-  for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+  for (const file of [...REQUIRED_FILES, ...OPTIONAL_FILES]) {
     if (inRepo.has(file)) await download(file);
   }
   // The same choice as readSafetensorsFolder: the single file when there is one, else the index and its shards.
@@ -199,7 +202,7 @@ async function readRef(repoDir: string, revision: string): Promise<string | unde
  * the index and every shard it names). A link to a blob that is not there counts as missing.
  */
 async function missingFiles(dir: string): Promise<string[]> {
-  const needed = ['config.json', 'tokenizer.json'];
+  const needed = [...REQUIRED_FILES];
   if (!existsSync(path.join(dir, WEIGHTS))) needed.push(WEIGHTS_INDEX, ...(await shardsOf(dir)));
   return needed.filter((file) => !existsSync(path.join(dir, file)));
 }

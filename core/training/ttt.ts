@@ -189,23 +189,28 @@ export class TTTTrainer {
     return loss;
   }
 
-  /**
-   * Splits `tokens` into consecutive chunks of `maxLength` (the last may be shorter) and steps on each. A final
-   * chunk of a single token has no next-token target (the reference would step on a NaN loss); it is skipped.
-   */
+  /** Steps on each of `trainingChunks(tokens, maxLength)`; returns their losses. */
   trainOnTokens(tokens: readonly number[], maxLength: number): number[] {
-    const losses: number[] = [];
-    for (let i = 0; i < tokens.length; i += maxLength) {
-      const chunk = tokens.slice(i, i + maxLength);
-      if (chunk.length >= 2) losses.push(this.step(chunk));
-    }
-    return losses;
+    return trainingChunks(tokens, maxLength).map((chunk) => this.step(chunk));
   }
 
   dispose(): void {
     this.optimizer.dispose();
     for (const x of this.pretrained) x.dispose();
   }
+}
+
+/**
+ * The chunks TTT steps on: consecutive pieces of `maxLength` tokens (the last may be shorter). A final piece of a
+ * single token has no next-token target (the reference would step on a NaN loss); it is left out.
+ */
+export function trainingChunks(tokens: readonly number[], maxLength: number): (readonly number[])[] {
+  const chunks: (readonly number[])[] = [];
+  for (let i = 0; i < tokens.length; i += maxLength) {
+    const chunk = tokens.slice(i, i + maxLength);
+    if (chunk.length >= 2) chunks.push(chunk);
+  }
+  return chunks;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
