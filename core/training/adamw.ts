@@ -45,6 +45,11 @@ export function createAdamW(vars: readonly tf.Variable[], settings: AdamWSetting
     : new PortableAdamW(vars, settings);
 }
 
+/** clip_grad_norm_'s scale for the gradients' global norm `total`, kept on the device. */
+function clipScale(total: tf.Tensor, maxGradNorm: number): tf.Tensor {
+  return tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
+}
+
 function checkMoments(vars: readonly tf.Variable[], m: readonly Float32Array[], v: readonly Float32Array[]): void {
   if (m.length !== vars.length || v.length !== vars.length) {
     throw new Error(`optimizer moments for ${m.length}/${v.length} variables, the model has ${vars.length}`);
@@ -81,8 +86,7 @@ export class PortableAdamW implements AdamW {
     // The clip scale stays on the device and is folded into the moment updates.
     const clip = tf.tidy(() => {
       // One tidy per tensor: the squares are freed one by one, not held together (as much as the gradients).
-      const total = tf.sqrt(tf.addN(grads.map((x) => tf.tidy(() => tf.sum(tf.square(x))))));
-      return tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
+      return clipScale(tf.sqrt(tf.addN(grads.map((x) => tf.tidy(() => tf.sum(tf.square(x)))))), maxGradNorm);
     });
     const c1 = tf.mul(clip, 1 - beta1);
     const c2 = tf.tidy(() => clip.square().mul(1 - beta2));
@@ -261,8 +265,7 @@ export class NativeAdamW implements AdamW {
     const clip = tf.tidy(() => {
       // L2Loss is sum(x^2) / 2 in one read of each gradient.
       const halfSquares = grads.map((g) => this.native.executeSingleOutput('L2Loss', [float], [g]));
-      const total = tf.sqrt(tf.addN(halfSquares).mul(2));
-      return tf.minimum(tf.div(maxGradNorm, total.add(1e-6)), 1);
+      return clipScale(tf.sqrt(tf.addN(halfSquares).mul(2)), maxGradNorm);
     });
     // ResourceApplyAdam: p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps_hat), which is the update above
     // with eps_hat = eps sqrt(1 - b2^t); its moments are m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2).
