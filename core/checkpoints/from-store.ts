@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -84,7 +84,9 @@ export async function modelDigest(
 /**
  * Copies a model from the artifact store into a local cache, once, and returns the local path to load: a model
  * version (verified against its manifest), an HF folder under a prefix, or one `.gguf` object. A copy is complete
- * only when its marker is written, so an interrupted download is redone rather than loaded.
+ * only when its marker is written, so an interrupted download is redone rather than loaded. Several processes may
+ * fetch the same model at once (engine processes on one machine share the cache): each downloads into its own
+ * folder and renames it into place; the first rename wins and the others use its copy.
  */
 export async function fetchModelFromStore(store: ArtifactStore, key: string, cacheDir: string): Promise<string> {
   const prefix = key.replace(/\/+$/, '');
@@ -93,10 +95,26 @@ export async function fetchModelFromStore(store: ArtifactStore, key: string, cac
     'models',
     createHash('sha256').update(`${store.url}${prefix}`).digest('hex').slice(0, 16),
   );
-  const marker = path.join(dir, '.entry'); // written last: names the file to load ('' for a folder)
-  if (existsSync(marker)) return path.join(dir, await fs.readFile(marker, 'utf8'));
-  await fs.rm(dir, { recursive: true, force: true });
+  const marker = (folder: string) => path.join(folder, '.entry'); // written last: the file to load ('' for a folder)
+  if (existsSync(marker(dir))) return path.join(dir, await fs.readFile(marker(dir), 'utf8'));
+  const temp = `${dir}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    const entry = await downloadModel(store, prefix, temp);
+    await fs.writeFile(marker(temp), entry);
+    // A folder left by an interrupted fetch (no marker) is replaced; one another process completed is kept.
+    if (existsSync(dir) && !existsSync(marker(dir))) await fs.rm(dir, { recursive: true, force: true });
+    await fs.rename(temp, dir).catch((err: NodeJS.ErrnoException) => {
+      if (!existsSync(marker(dir))) throw err;
+    });
+  } finally {
+    await fs.rm(temp, { recursive: true, force: true });
+  }
+  return path.join(dir, await fs.readFile(marker(dir), 'utf8'));
+}
 
+/** Downloads a model version, a `.gguf` object or an HF folder into `dir`; returns the entry to load in it. */
+async function downloadModel(store: ArtifactStore, prefix: string, dir: string): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
   const manifest = prefix.endsWith('.gguf')
     ? undefined
     : await readManifest<ModelManifestBody>(store, prefix ? `${prefix}/${MANIFEST_FILE}` : MANIFEST_FILE, MODEL_KIND);
@@ -119,8 +137,7 @@ export async function fetchModelFromStore(store: ArtifactStore, key: string, cac
     for (const object of objects) await download(store, object, path.join(dir, object.slice(prefix.length + 1)));
     entry = '';
   }
-  await fs.writeFile(marker, entry);
-  return path.join(dir, entry);
+  return entry;
 }
 
 async function download(store: ArtifactStore, key: string, local: string): Promise<void> {
