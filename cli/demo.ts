@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { Config } from '../core/config';
@@ -57,7 +58,8 @@ export interface DemoOptions {
  * parts uploaded and ingested into versioned Parquet shards; a vector index built over train (embeddings on the
  * gpu queue, one index per shard on the index queue) and promoted; then the evaluation workflow on test documents
  * (retrieval through the retrieval workers, TTT-NN with SmolLM2-135M and the random-neighbor control on the gpu
- * queue), and its report. Workers for every queue run in this process.
+ * queue), and its report. Workers for every queue run in this process, the gpu queue's in two child processes
+ * when there is no GPU.
  */
 export async function runDemo(base: Config, options: DemoOptions, log: (line: string) => void): Promise<void> {
   const t0 = Date.now();
@@ -89,7 +91,7 @@ export interface DemoPipeline {
 }
 
 /**
- * Servers up, workers for every queue in this process, the sample corpus ingested and indexed (each step a no-op
+ * Servers up, workers for every queue (see runDemo), the sample corpus ingested and indexed (each step a no-op
  * when already done); then `work` on it, and the workers shut down. The demo and `bench:eval` run on this.
  */
 export async function withDemoPipeline(
@@ -97,13 +99,17 @@ export async function withDemoPipeline(
   log: (line: string) => void,
   work: (pipeline: DemoPipeline) => Promise<void>,
 ): Promise<void> {
+  await infraUp(base, log);
+  await ensureEngine(base, log); // the encoder and the language model run on the gpu queue's workers
+  // Without a GPU, two single-threaded engine processes get through ~1.4x the work of one (docs/engine-performance.md).
+  const gpu = (await initBackend({ backend: base.backend, log: () => undefined })).gpu === true;
+  const engineProcesses = gpu ? 1 : Math.min(2, os.availableParallelism());
   const config: Config = {
     ...base,
-    worker: { ...base.worker, queues: ['cpu', 'gpu', 'index', 'retrieval'] },
+    worker: { ...base.worker, queues: ['cpu', 'gpu', 'index', 'retrieval'], engineProcesses },
     index: { ...base.index, root: DEMO_INDEXES },
+    eval: { ...base.eval, concurrency: Math.max(base.eval.concurrency, engineProcesses) },
   };
-  await infraUp(config, log);
-  await ensureEngine(config, log); // the encoder and the language model run on this process's gpu-queue worker
   for (const part of ['train', 'test']) {
     const input = openStore(`${DEMO_INPUT}/${part}`, config);
     for (const name of (await fs.readdir(path.join(DEMO_CORPUS_DIR, part))).filter((n) => n.endsWith('.jsonl.zst'))) {

@@ -177,7 +177,7 @@ ones winning:
 Unknown fields and invalid values are errors that name the field. Environment variables and \`--set\`
 give strings; numbers and booleans are parsed from them (\`true\`, \`false\`, \`1\`, \`0\`), lists are comma-separated
 (\`TTTNN_EVAL_BASELINES=random,in-context\`); in the JSON file lists may also be arrays. \`TTTNN_CONFIG\`,
-\`TTTNN_DEBUG\` (print a failing command's whole error) and \`TTTNN_LOG_LEVEL=debug\` (the workers' Temporal log) steer
+\`TTTNN_DEBUG\` (print a failing command's whole error) and \`TTTNN_LOG_LEVEL=debug\` or \`error\` (the workers' Temporal log) steer
 the process and are not fields.
 
 A JSON file holds sections as objects, e.g.

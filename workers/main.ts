@@ -9,6 +9,9 @@ for (let i = 0; i < args.length; i++) {
   else if (args[i] === '--set') overrides.push(args[++i] ?? '');
 }
 const config = loadConfig({ overrides });
+// An engine process (workers/engine-processes.ts) drains and exits when its parent dies, which closes its stdin.
+if (process.env.TTTNN_EXIT_WITH_PARENT === '1')
+  process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM')).resume();
 runWorkers(config).catch((err: unknown) => {
   console.error(`tttnn worker: ${redact(err instanceof Error ? err.message : String(err), config)}`);
   process.exit(1);

@@ -15,6 +15,7 @@ import { createIngestActivities } from '../activities/ingest';
 import { createEvaluationActivities } from '../activities/evaluation';
 import { createRetrievalActivities } from '../activities/retrieval';
 import { languageModelPool } from './language-models';
+import { startEngineProcesses } from './engine-processes';
 import { SearchThread } from '../core/index/search-thread';
 import { modelDigest } from '../core/checkpoints/from-store';
 import { type Config, parseGroups } from '../core/config';
@@ -97,16 +98,40 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
 }
 
-/** Starts one Temporal worker per queue kind in this process; SIGINT/SIGTERM shut them down gracefully. */
+/**
+ * Starts one Temporal worker per queue kind in this process, the `gpu` queue's in `worker.engineProcesses` child
+ * processes when that is above 1; SIGINT/SIGTERM shut them down gracefully.
+ */
 export async function startWorkers(
   config: Config,
   log: (line: string) => void = console.log,
   /** Embedded in the CLI, a worker's warnings (an activity failed and is retried) would garble its output. */
   quiet = false,
 ): Promise<RunningWorkers> {
+  const { queues, engineProcesses } = config.worker;
+  if (engineProcesses > 1 && queues.includes('gpu')) {
+    const engines = await startEngineProcesses(config, engineProcesses, log, quiet);
+    const rest = queues.filter((kind) => kind !== 'gpu');
+    const local =
+      rest.length > 0
+        ? await startWorkers({ ...config, worker: { ...config.worker, queues: rest } }, log, quiet).catch(
+            async (err: unknown) => {
+              await engines.stop();
+              throw err;
+            },
+          )
+        : undefined;
+    // A signal stops this process's workers (Temporal's runtime handles it) and then the engine processes.
+    if (local) void local.done.finally(() => engines.stop());
+    else for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void engines.stop());
+    return {
+      done: Promise.all([engines.exited, local?.done]).then(() => undefined),
+      shutdown: async () => void (await Promise.all([engines.stop(), local?.shutdown()])),
+    };
+  }
   if (!runtimeInstalled) {
     Runtime.install({
-      logger: new DefaultLogger(process.env.TTTNN_LOG_LEVEL === 'debug' ? 'DEBUG' : quiet ? 'ERROR' : 'WARN'),
+      logger: new DefaultLogger(workerLogLevel(quiet)),
       shutdownSignals: ['SIGINT', 'SIGTERM'],
       telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
     });
@@ -159,6 +184,12 @@ export async function startWorkers(
       await done;
     },
   };
+}
+
+/** The Temporal log's level: TTTNN_LOG_LEVEL (`debug` or `error`), else errors only when embedded, else warnings. */
+function workerLogLevel(quiet: boolean): 'DEBUG' | 'WARN' | 'ERROR' {
+  const level = process.env.TTTNN_LOG_LEVEL;
+  return level === 'debug' ? 'DEBUG' : level === 'error' || quiet ? 'ERROR' : 'WARN';
 }
 
 /** Runs workers until a signal stops them. */

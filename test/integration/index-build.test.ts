@@ -250,6 +250,60 @@ describe('index build on the real Temporal server and versitygw', () => {
     expect(await resolveBuildId(root, 'current')).toBe(summary.buildId);
   });
 
+  it('serves the gpu queue from engine processes: both embed, the index finds each probe, and they stop with the worker', async () => {
+    const config = isolated({ kind: 'flat' });
+    const spawnWithEngines = async () => {
+      const worker = await spawnWorker(config, 'cpu,gpu,index', { TTTNN_WORKER_ENGINE_PROCESSES: '2' });
+      workers.push(worker);
+      const pids = /in 2 engine processes, \d+ TensorFlow thread\(s\) each \(pids (\d+), (\d+)\)/.exec(worker.output());
+      return { worker, pids: [Number(pids?.[1]), Number(pids?.[2])] };
+    };
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const { worker, pids } = await spawnWithEngines();
+    expect(pids.every(alive)).toBe(true);
+
+    const handle = await startIndexBuild(
+      client,
+      config,
+      indexBuildInput(config, { corpus: corpusManifestUrl, promote: false }),
+    );
+    const summary = await handle.result();
+    expect(summary).toMatchObject({ shards: 6, documents: 96, vectors: 96, skipped: {} });
+    // Who embedded: the worker identity (pid@host) in each embedShard's started event.
+    const embeddedBy = new Set<number>();
+    for (let page = 0; ; page++) {
+      const id = `${handle.workflowId}/embed/page-${String(page).padStart(5, '0')}`;
+      const history = await client.workflow
+        .getHandle(id)
+        .fetchHistory()
+        .catch(() => undefined);
+      if (!history) break;
+      for (const event of history.events ?? []) {
+        const identity = event.activityTaskStartedEventAttributes?.identity;
+        if (identity) embeddedBy.add(Number(identity.split('@')[0]));
+      }
+    }
+    expect([...embeddedBy].sort()).toEqual([...pids].sort());
+    const { probes, results } = await neighborsOf(config, summary.buildId);
+    probes.forEach((probe, q) => expect(results[q]![0]!.docId).toBe(probe.docId));
+
+    // SIGTERM drains the worker and its engine processes; SIGKILL leaves none polling either (their stdin closes).
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    const gone = (some: number[]) => () => Promise.resolve(some.some(alive) ? undefined : true);
+    await waitFor('the engine processes to exit after SIGTERM', gone(pids));
+    const killed = await spawnWithEngines();
+    killed.worker.child.kill('SIGKILL');
+    await waitFor('the engine processes to exit after SIGKILL', gone(killed.pids));
+  });
+
   it('after SIGKILLed workers mid-embedding and mid-indexing, the build equals an undisturbed one', async () => {
     const config = isolated({ kind: 'flat' });
     workers.push(await spawnWorker(config, 'cpu,gpu,index'));
