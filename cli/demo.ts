@@ -101,9 +101,10 @@ export async function withDemoPipeline(
 ): Promise<void> {
   await infraUp(base, log);
   await ensureEngine(base, log); // the encoder and the language model run on the gpu queue's workers
-  // Without a GPU, two single-threaded engine processes get through ~1.4x the work of one (docs/engine-performance.md).
+  // Without a GPU, two single-threaded engine processes get through ~1.4x the work of one (docs/engine-performance.md),
+  // where there are two cores and memory for two copies of the models (a TTT step at 512 tokens peaks at ~4.6 GiB).
   const gpu = (await initBackend({ backend: base.backend, log: () => undefined })).gpu === true;
-  const engineProcesses = gpu ? 1 : Math.min(2, os.availableParallelism());
+  const engineProcesses = !gpu && os.availableParallelism() >= 2 && os.totalmem() >= 16 * 2 ** 30 ? 2 : 1;
   const config: Config = {
     ...base,
     worker: { ...base.worker, queues: ['cpu', 'gpu', 'index', 'retrieval'], engineProcesses },

@@ -111,7 +111,10 @@ infra
 
 program
   .command('worker')
-  .description('run workers for the given task queues until SIGTERM/SIGINT (then drain gracefully)')
+  .description(
+    'run workers for the given task queues until SIGTERM/SIGINT (then drain gracefully); the gpu queue in ' +
+      '`worker.engineProcesses` child processes when that is above 1 (CPU-only machines: docs/runbook.md)',
+  )
   .addOption(new Option('-q, --queues <kinds>', 'comma-separated queue kinds: cpu, gpu, index').default('cpu'))
   .action(async (opts: { queues: string }) => runWorkers(cfg([`worker.queues=${opts.queues}`]), log));
 
