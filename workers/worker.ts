@@ -121,9 +121,11 @@ export async function startWorkers(
             },
           )
         : undefined;
-    // A signal stops this process's workers (Temporal's runtime handles it) and then the engine processes.
-    if (local) void local.done.finally(() => engines.stop());
-    else for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void engines.stop());
+    // A signal stops this process's workers (Temporal's runtime handles it) and then the engine processes; a failed
+    // worker's error reaches the caller through `done`.
+    const stopEngines = () => engines.stop();
+    if (local) void local.done.then(stopEngines, stopEngines);
+    else for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stopEngines());
     return {
       done: Promise.all([engines.exited, local?.done]).then(() => undefined),
       shutdown: async () => void (await Promise.all([engines.stop(), local?.shutdown()])),
