@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import type { Config } from '../core/config';
+import { type Config, PROJECT_ROOT } from '../core/config';
 import { initBackend } from '../core/backend';
 import { openStore } from '../core/store/open-store';
 import { ensureEngine } from '../infra/engine';
@@ -22,7 +22,6 @@ import {
 } from './eval-command';
 import { taskQueueName } from '../workflows/shared';
 
-const PROJECT_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 /** The small bundled sample in Pile format (see samples/pile/PROVENANCE.md); benches use it. */
 export const SAMPLE_CORPUS_DIR = path.join(PROJECT_ROOT, 'samples', 'pile');
 /** The demo's multi-domain corpus: a train part for the index, a test part to evaluate (samples/corpus/PROVENANCE.md). */

@@ -32,7 +32,8 @@ const positiveInt = z.coerce.number().int().positive();
 const secret = z.union([z.string(), z.instanceof(Secret)]).transform((v) => (v instanceof Secret ? v : new Secret(v)));
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
-const repoRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+/** The project's folder, from its sources (tests) or from `dist/` alike. */
+export const PROJECT_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 /**
  * TensorFlow.js backends a run can ask for; 'auto' picks native TensorFlow when it loads (the CUDA build where
@@ -43,7 +44,7 @@ export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'wasm', 
 export const configSchema = z.strictObject({
   home: z
     .string()
-    .default(path.join(repoRoot, '.tttnn'))
+    .default(path.join(PROJECT_ROOT, '.tttnn'))
     .meta({
       description:
         'Where the local servers of `tttnn infra up` keep their data: the Temporal SQLite file (`temporal/`), the ' +

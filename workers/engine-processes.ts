@@ -3,16 +3,12 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { type Config, isConfigVariable } from '../core/config';
+import { type Config, PROJECT_ROOT, isConfigVariable } from '../core/config';
 import { NAMED_MODELS } from '../infra/models';
 import { taskQueueName } from '../workflows/shared';
 
-/** The built worker entry point, also when this module runs from source (tests): `npm run build` makes it. */
-const WORKER_MAIN = path.resolve(
-  __dirname,
-  __dirname.includes(`${path.sep}dist${path.sep}`) ? '.' : '../dist/workers',
-  'main.js',
-);
+/** The built worker entry point (`npm run build` makes it), also when this module runs from source (tests). */
+export const WORKER_MAIN = path.join(PROJECT_ROOT, 'dist', 'workers', 'main.js');
 
 /** Said by a worker process once it polls its queues (workers/worker.ts). */
 const READY_LINE = 'worker polling';

@@ -8,8 +8,7 @@ import { MANIFEST_FILE, readManifest } from '../../core/store/manifest';
 import { openStore } from '../../core/store/open-store';
 import type { IngestManifestBody } from '../../activities/ingest';
 import { INGEST_MANIFEST_KIND } from '../../activities/ingest';
-
-const WORKER_MAIN = path.resolve(__dirname, '..', '..', 'dist', 'workers', 'main.js');
+import { WORKER_MAIN } from '../../workers/engine-processes';
 
 /** The environment that gives a child process the same configuration as `config`. */
 export function configEnv(config: Config): NodeJS.ProcessEnv {
