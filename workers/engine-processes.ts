@@ -20,7 +20,6 @@ const READY_TIMEOUT_MS = 180_000;
 const TENSORFLOW_PREAMBLE = /^(WARNING: All log messages before absl::InitializeLog\(\)|I\d{4} \d\d:\d\d:\d\d)/;
 
 export interface EngineProcesses {
-  pids: number[];
   /** Resolves when every process has exited. */
   exited: Promise<void>;
   /** SIGTERM to each (they drain as `tttnn worker` does), SIGKILL to any still running after the grace time. */
@@ -116,7 +115,6 @@ export async function startEngineProcesses(
     children.map((child) => new Promise<void>((done) => (running(child) ? child.once('exit', () => done()) : done()))),
   ).then(() => void process.removeListener('exit', killAll));
   return {
-    pids: children.map((child) => child.pid!),
     exited,
     stop: async () => {
       stopping = true;

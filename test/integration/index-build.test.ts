@@ -300,6 +300,7 @@ describe('index build on the real Temporal server and versitygw', () => {
     const gone = (some: number[]) => () => Promise.resolve(some.some(alive) ? undefined : true);
     await waitFor('the engine processes to exit after SIGTERM', gone(pids));
     const killed = await spawnWithEngines();
+    expect(killed.pids.every(alive)).toBe(true);
     killed.worker.child.kill('SIGKILL');
     await waitFor('the engine processes to exit after SIGKILL', gone(killed.pids));
   });
