@@ -9,8 +9,9 @@ import { ensureMiniLM } from '../infra/models';
 
 /**
  * all-MiniLM-L6-v2 embeddings (max length 256, mean pooling, L2 norm, as the demo's index) of `texts`, row-major,
- * cached as a vectors file in the tools folder under `name` and the texts' digest: the first run embeds (minutes on
- * 2 cores for a few thousand texts), later ones read.
+ * cached as a vectors file in the tools folder under `name`, the texts' digest and the matmul precision (bfloat16
+ * matmuls give slightly other vectors): the first run embeds (minutes on 2 cores for a few thousand texts), later
+ * ones read.
  */
 export async function cachedMiniLmVectors(
   name: string,
@@ -22,14 +23,17 @@ export async function cachedMiniLmVectors(
   const cache = path.join(
     config.toolsDir,
     'bench-vectors',
-    `minilm-${name}-${digest.digest('hex').slice(0, 12)}.parquet`,
+    `minilm-${name}${config.matmulPrecision === 'medium' ? '-bf16' : ''}-${digest.digest('hex').slice(0, 12)}.parquet`,
   );
   if (existsSync(cache)) {
     const file = await readVectorsFile(cache);
     return { vectors: file.vectors, dimensions: file.dimensions, cached: true };
   }
   const log = (line: string) => console.error(line);
-  const { model, tokenizer } = await loadEncoder(await ensureMiniLM(config.toolsDir, log), { log });
+  const { model, tokenizer } = await loadEncoder(await ensureMiniLM(config.toolsDir, log), {
+    matmulPrecision: config.matmulPrecision,
+    log,
+  });
   const t0 = performance.now();
   const embedded = embedTexts(model, tokenizer, [...texts], { maxLength: 256, normalize: true, batchSize: 32 });
   model.dispose();

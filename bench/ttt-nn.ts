@@ -24,7 +24,8 @@ import { cachedMiniLmVectors } from './minilm-vectors';
  * ratio, the split into training / evaluation / other, the largest bits/byte difference, and each side's peak RSS.
  * Settings: BENCH_DOCS (3), BENCH_K (10), BENCH_MAX_LENGTH (512), BENCH_MAX_TEST_BYTES (4000: test documents
  * larger than this are passed over), BENCH_MAX_NEIGHBOR_TOKENS (0: whole neighbors), BENCH_PYTHON (python3, with
- * torch, transformers and gguf). Run it on an otherwise idle machine.
+ * torch, transformers and gguf). The config's `matmulPrecision` (TTTNN_MATMUL_PRECISION) applies to both sides, as
+ * `torch.set_float32_matmul_precision` on PyTorch's. Run it on an otherwise idle machine.
  */
 const DOCS = Number(process.env.BENCH_DOCS ?? 3);
 const K = Number(process.env.BENCH_K ?? 10);
@@ -94,6 +95,7 @@ interface TorchDoc {
 interface TorchResult {
   torch: string;
   threads: number;
+  matmul_precision: string;
   attn: string;
   load_s: number;
   rss_loaded: number;
@@ -106,7 +108,8 @@ const s1 = (s: number) => `${s.toFixed(1)} s`;
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const backend = await initBackend({ log });
+  const engine = { matmulPrecision: config.matmulPrecision };
+  const backend = await initBackend({ ...engine, log });
   console.log(machineLine());
   const [train, test] = [await readPart('train'), await readPart('test')];
   const docs = pickTestDocuments(test);
@@ -123,7 +126,7 @@ async function main(): Promise<void> {
   const found = exactSearch(vectors, dimensions, queries, K + 5, 'cos');
 
   const smollm2 = await ensureSmolLM2(config.toolsDir, log);
-  const lm = await loadCausalLM(smollm2, { log, training: true });
+  const lm = await loadCausalLM(smollm2, { ...engine, log, training: true });
   const prefixToken = harnessPrefixToken(lm.tokenizer);
   const encode = (text: string) => lm.tokenizer.encode(text, { addSpecialTokens: false });
   const job: JobDoc[] = docs.map((doc, q) => {
@@ -165,6 +168,7 @@ async function main(): Promise<void> {
       max_length: MAX_LENGTH,
       lr: LR,
       eval_batch_size: EVAL_BATCH,
+      matmul_precision: config.matmulPrecision,
       docs: job.map(({ text: _, ...d }) => d),
     }),
   );
@@ -219,7 +223,7 @@ async function main(): Promise<void> {
   } else {
     console.log(
       `  all ${job.length} documents: tfjs ${s1(sumOurs)}, PyTorch ${s1(sumTorch)} (${torch.torch}, ${torch.threads} threads, ` +
-        `${torch.attn} attention): ratio ${(sumOurs / sumTorch).toFixed(2)}x; largest bits/byte difference ${maxRelDiff.toExponential(2)} relative`,
+        `${torch.attn} attention, matmul precision ${torch.matmul_precision}): ratio ${(sumOurs / sumTorch).toFixed(2)}x; largest bits/byte difference ${maxRelDiff.toExponential(2)} relative`,
     );
     console.log(
       `peak RSS: tfjs ${gib(peakRss)} (after loading ${gib(rssLoaded)}), PyTorch ${gib(torch.peak_rss)} ` +

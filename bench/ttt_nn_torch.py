@@ -26,6 +26,7 @@ def main():
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", os.cpu_count())))
     with open(job_file) as f:
         job = json.load(f)
+    torch.set_float32_matmul_precision(job["matmul_precision"])
     t_load = time.perf_counter()
     folder, name = os.path.split(spec)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
@@ -95,6 +96,7 @@ def main():
             {
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
+                "matmul_precision": torch.get_float32_matmul_precision(),
                 "attn": model.config._attn_implementation,
                 "load_s": load_s,
                 "rss_loaded": rss_loaded,

@@ -224,7 +224,11 @@ export async function searchCommand(
           'queries would be compared with vectors of another model',
       );
     }
-    const { model, tokenizer } = await loadEncoder(dir, { backend: config.backend, log: () => undefined });
+    const { model, tokenizer } = await loadEncoder(dir, {
+      backend: config.backend,
+      matmulPrecision: config.matmulPrecision,
+      log: () => undefined,
+    });
     const embed = reader.manifest.body.embed;
     const [query] = embedTexts(model, tokenizer, [options.text], {
       maxLength: embed.maxLength,

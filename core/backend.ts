@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import nodeUtil from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { BACKEND_CHOICES } from './config';
+import { BACKEND_CHOICES, MATMUL_PRECISIONS } from './config';
 
 /**
  * TensorFlow.js backend selection.
@@ -15,6 +15,7 @@ import { BACKEND_CHOICES } from './config';
  */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+export type MatmulPrecision = (typeof MATMUL_PRECISIONS)[number];
 
 export interface BackendInfo {
   name: BackendName;
@@ -24,11 +25,15 @@ export interface BackendInfo {
   gpu?: boolean;
   /** Native TensorFlow version (`tf.backend().binding.TF_Version`) when running on tfjs-node. */
   tfVersion?: string;
+  /** Float32 matmul precision native TensorFlow was loaded with (the other backends compute in float32). */
+  matmulPrecision?: MatmulPrecision;
 }
 
 export interface InitBackendOptions {
   /** 'auto' (default): native (CUDA build first) if a binding loads, else WASM, else JS. Naming one makes it mandatory. */
   backend?: BackendChoice;
+  /** Float32 matmul precision of native TensorFlow (default 'highest', or TTTNN_MATMUL_PRECISION); fixed once loaded. */
+  matmulPrecision?: MatmulPrecision;
   log?: (line: string) => void;
 }
 
@@ -40,18 +45,29 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     throw new Error(`TTTNN_BACKEND=${env}: expected ${BACKEND_CHOICES.join(', ')}`);
   }
   const choice = opts.backend ?? (env as BackendChoice | undefined) ?? 'auto';
+  const envPrecision = process.env.TTTNN_MATMUL_PRECISION;
+  if (envPrecision !== undefined && !(MATMUL_PRECISIONS as readonly string[]).includes(envPrecision)) {
+    throw new Error(`TTTNN_MATMUL_PRECISION=${envPrecision}: expected ${MATMUL_PRECISIONS.join(', ')}`);
+  }
+  const precision = opts.matmulPrecision ?? (envPrecision as MatmulPrecision | undefined);
   const log = opts.log ?? ((line: string) => console.error(line));
   if (
     current &&
     (choice === 'auto' || choice === current.name || (choice === 'tensorflow-gpu' && current.gpuPackage))
   ) {
+    if (precision !== undefined && current.matmulPrecision !== undefined && precision !== current.matmulPrecision) {
+      throw new Error(
+        `matmul precision '${precision}' asked for, but native TensorFlow was loaded with ` +
+          `'${current.matmulPrecision}' in this process; it is fixed when TensorFlow loads`,
+      );
+    }
     return current;
   }
 
   let name: BackendName;
   let gpuPackage = false;
   if (choice === 'tensorflow' || choice === 'tensorflow-gpu' || choice === 'auto') {
-    const loaded = loadNative(choice === 'tensorflow-gpu');
+    const loaded = loadNative(choice === 'tensorflow-gpu', precision ?? 'highest');
     if (typeof loaded !== 'string') {
       name = 'tensorflow';
       gpuPackage = loaded.gpuPackage;
@@ -75,16 +91,44 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     const native = tf.backend() as unknown as { binding?: { TF_Version?: string }; isUsingGpuDevice?: boolean };
     if (native.binding?.TF_Version !== undefined) current.tfVersion = native.binding.TF_Version;
     current.gpu = native.isUsingGpuDevice === true;
+    current.matmulPrecision = precision ?? 'highest';
   }
   log(`tfjs backend: ${describeBackend(current)}`);
   return current;
 }
 
-/** "tensorflow (TensorFlow 2.21.0, GPU)", "wasm": the backend as logs and bench figures name it. */
+/**
+ * "tensorflow (TensorFlow 2.21.0, GPU)", "wasm": the backend as logs, bench figures and results name it, with any
+ * reduced matmul precision ("tensorflow (TensorFlow 2.21.0, bfloat16 matmuls)"), so that results say how they were
+ * computed.
+ */
 export function describeBackend(info: BackendInfo): string {
   if (info.name !== 'tensorflow') return info.name;
   const gpu = info.gpuPackage === true ? (info.gpu === true ? ', GPU' : ', CUDA build but no GPU visible') : '';
-  return `tensorflow (TensorFlow ${info.tfVersion ?? '?'}${gpu})`;
+  return `tensorflow (TensorFlow ${info.tfVersion ?? '?'}${gpu}${reducedPrecision(info)})`;
+}
+
+/** What precisionEnv's settings compute below float32 on this device, as describeBackend appends it. */
+function reducedPrecision(info: BackendInfo): string {
+  if (info.matmulPrecision === undefined || info.matmulPrecision === 'highest') return '';
+  if (info.gpu === true) return ', TF32 matmuls';
+  return info.matmulPrecision === 'medium' ? ', bfloat16 matmuls' : '';
+}
+
+/**
+ * The environment that sets native TensorFlow's float32 matmul precision, set (not defaulted) before it loads, so
+ * that what a run records is what it computed.
+ * - NVIDIA_TF32_OVERRIDE=0: TensorFlow computes float32 matmuls and convolutions in TF32 on Ampere and newer GPUs
+ *   unless told otherwise; PyTorch's default, and 'highest', is float32. Unset, cuBLAS and cuDNN may use TF32.
+ * - ONEDNN_DEFAULT_FPMATH_MODE=BF16: oneDNN rounds matmul inputs to bfloat16 and accumulates in float32 on CPUs with
+ *   AMX or AVX512-BF16, 2.7x the float32 throughput of SmolLM2's MLP product here (3.3x on one thread). Its TF32
+ *   mode on a CPU is float32 arithmetic by a slower kernel (117 against 182 GFLOP/s), so 'high' stays STRICT there.
+ */
+function precisionEnv(precision: MatmulPrecision): Record<string, string | undefined> {
+  return {
+    NVIDIA_TF32_OVERRIDE: precision === 'highest' ? '0' : undefined,
+    ONEDNN_DEFAULT_FPMATH_MODE: precision === 'medium' ? 'BF16' : 'STRICT',
+  };
 }
 
 /**
@@ -118,8 +162,12 @@ function patchUtilForTfjsNode(): void {
 }
 
 /** Registers tfjs-node's backend on the shared @tensorflow/tfjs instance; returns why not when it cannot. */
-function loadNative(gpuOnly: boolean): { gpuPackage: boolean } | string {
+function loadNative(gpuOnly: boolean, precision: MatmulPrecision): { gpuPackage: boolean } | string {
   for (const [name, value] of Object.entries(NATIVE_TENSORFLOW_ENV)) process.env[name] ??= value;
+  for (const [name, value] of Object.entries(precisionEnv(precision))) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
   patchUtilForTfjsNode();
   // The CUDA build exists only where `tttnn setup --gpu` built its binding (GPU workers). Importing the package
   // without one would register its kernels before failing, and tfjs-node's would then all be reported as duplicates.

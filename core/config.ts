@@ -41,6 +41,9 @@ export const PROJECT_ROOT = path.resolve(__dirname, __dirname.includes(`${path.s
  */
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'wasm', 'cpu'] as const;
 
+/** Float32 matrix-multiply precision, named as `torch.set_float32_matmul_precision` names it (core/backend.ts). */
+export const MATMUL_PRECISIONS = ['highest', 'high', 'medium'] as const;
+
 export const configSchema = z.strictObject({
   home: z
     .string()
@@ -68,6 +71,17 @@ export const configSchema = z.strictObject({
       'TensorFlow.js backend of model work: `auto` picks native TensorFlow when its binding loads (the CUDA build ' +
         'where `tttnn setup --gpu` made one), else WASM, else JS; naming one makes it mandatory ' +
         '(`tensorflow-gpu` requires the CUDA build).',
+    ),
+  matmulPrecision: z
+    .enum(MATMUL_PRECISIONS)
+    .default('highest')
+    .describe(
+      "Float32 matrix multiplies on native TensorFlow, as PyTorch's `set_float32_matmul_precision` names them: " +
+        "`highest` computes them in float32 (results match PyTorch's defaults); `high` allows TF32 on GPUs " +
+        "(TensorFlow's own default there), float32 on CPUs; `medium` also rounds their inputs to bfloat16 on " +
+        'CPUs with AMX or AVX512-BF16, as PyTorch does: TTT-NN 1.4x faster on a 2-core Xeon, but bits/byte move ' +
+        'by up to 0.5% before training and the gains at k = 10 come out 5-7% smaller (docs/engine-performance.md). ' +
+        'Fixed per process; results record it with the backend.',
     ),
   model: z
     .string()

@@ -78,12 +78,21 @@ function makeDeps(config: Config, log: (line: string) => void) {
     checkpointEvery: config.eval.checkpointEvery,
     log,
     searchThread: new SearchThread(),
-    withLanguageModel: languageModelPool({ locate, backend: config.backend, log }),
+    withLanguageModel: languageModelPool({
+      locate,
+      backend: config.backend,
+      matmulPrecision: config.matmulPrecision,
+      log,
+    }),
     encoderDigest: async (spec: string) => (await modelDigest(await locate(spec))).version,
     loadEncoder: (spec: string) =>
       encoders(spec, async () => {
         const dir = await locate(spec);
-        const { model, tokenizer } = await loadEncoder(dir, { backend: config.backend, log });
+        const { model, tokenizer } = await loadEncoder(dir, {
+          backend: config.backend,
+          matmulPrecision: config.matmulPrecision,
+          log,
+        });
         return { encoder: model, tokenizer, digest: (await modelDigest(dir)).version };
       }),
   };

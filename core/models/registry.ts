@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type BackendInfo, initBackend, type BackendChoice } from '../backend';
+import { type BackendInfo, initBackend, type BackendChoice, type MatmulPrecision } from '../backend';
 import { ggufToHfCheckpoint, readGgufFile } from '../checkpoints/gguf';
 import { loadHfCheckpoint, type HfCheckpoint, type LoadOptions } from '../checkpoints/hf-folder';
 import { TextTokenizer } from '../tokenizers/tokenizer';
@@ -27,6 +27,8 @@ export const ENCODER_MODELS = new Map<string, EncoderClass>([
 export interface ModelLoadOptions extends LoadOptions {
   /** Backend to compute on; the first load picks it (native TensorFlow when available) unless already chosen. */
   backend?: BackendChoice;
+  /** Float32 matmul precision of native TensorFlow (core/backend.ts); fixed by the first load. */
+  matmulPrecision?: MatmulPrecision;
   /** The model will be fine-tuned (TTT): weights, their reset copy, Adam's two moments and the gradients. */
   training?: boolean;
 }
@@ -67,7 +69,7 @@ export interface Loaded<M> {
  * (Llama architecture, dequantized to float32).
  */
 export async function loadCausalLM(idOrDir: string, opts: ModelLoadOptions = {}): Promise<Loaded<CausalLM>> {
-  const backend = await initBackend({ backend: opts.backend, log: opts.log });
+  const backend = await initBackend({ backend: opts.backend, matmulPrecision: opts.matmulPrecision, log: opts.log });
   const ckpt = idOrDir.endsWith('.gguf')
     ? { dir: idOrDir, weightsFile: idOrDir, ...ggufToHfCheckpoint(await readGgufFile(idOrDir), idOrDir) }
     : await loadHfCheckpoint(idOrDir, opts);
@@ -84,7 +86,7 @@ export async function loadCausalLM(idOrDir: string, opts: ModelLoadOptions = {})
 
 /** Loads an embedding encoder (BERT / MiniLM / RoBERTa) and its tokenizer. */
 export async function loadEncoder(idOrDir: string, opts: ModelLoadOptions = {}): Promise<Loaded<Encoder>> {
-  const backend = await initBackend({ backend: opts.backend, log: opts.log });
+  const backend = await initBackend({ backend: opts.backend, matmulPrecision: opts.matmulPrecision, log: opts.log });
   const ckpt = await loadHfCheckpoint(idOrDir, opts);
   checkFits(backend, ckpt, false);
   const cls = ENCODER_MODELS.get(ckpt.config.model_type);
