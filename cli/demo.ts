@@ -102,14 +102,7 @@ export async function withDemoPipeline(
   await ensureEngine(base, log); // the encoder and the language model run on the gpu queue's workers
   // Without a GPU, two single-threaded engine processes get through ~1.4x the work of one (docs/engine-performance.md),
   // where there are two cores and memory for two copies of the models (a TTT step at 512 tokens peaks at ~4.6 GiB).
-  const gpu =
-    (
-      await initBackend({
-        backend: base.backend,
-        matmulPrecision: base.matmulPrecision,
-        log: () => undefined,
-      })
-    ).gpu === true;
+  const gpu = await usesGpu(base);
   const engineProcesses = !gpu && os.availableParallelism() >= 2 && os.totalmem() >= 16 * 2 ** 30 ? 2 : 1;
   const config: Config = {
     ...base,
@@ -154,16 +147,15 @@ export async function withDemoPipeline(
 
 export type DemoEvalSettings = typeof DEMO_EVAL & { model: string };
 
+/** Whether the configured backend computes on a GPU here (loading it, as the demo's workers will). */
+async function usesGpu(config: Config): Promise<boolean> {
+  const { backend, matmulPrecision } = config;
+  return (await initBackend({ backend, matmulPrecision, log: () => undefined })).gpu === true;
+}
+
 /** The demo's evaluation settings for this machine's backend, with SmolLM2 pushed to the store as a model version. */
 export async function demoEvalSettings(config: Config): Promise<DemoEvalSettings> {
-  const gpu =
-    (
-      await initBackend({
-        backend: config.backend,
-        matmulPrecision: config.matmulPrecision,
-        log: () => undefined,
-      })
-    ).gpu === true;
+  const gpu = await usesGpu(config);
   const model = await pushModelCommand(config, { model: config.model, to: MODELS }, () => undefined);
   return { ...(gpu ? DEMO_EVAL_GPU : DEMO_EVAL), model };
 }

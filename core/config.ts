@@ -80,7 +80,7 @@ export const configSchema = z.strictObject({
         "`highest` computes them in float32 (results match PyTorch's defaults); `high` allows TF32 on GPUs " +
         "(TensorFlow's own default there), float32 on CPUs; `medium` also rounds their inputs to bfloat16 on " +
         'CPUs with AMX or AVX512-BF16, as PyTorch does: TTT-NN 1.4x faster on a 2-core Xeon, but bits/byte move ' +
-        'by up to 0.5% before training and the gains at k = 10 come out 5-7% smaller (docs/engine-performance.md). ' +
+        'by up to 0.5% before training and the gains at k = 10 come out 2-7% smaller (docs/engine-performance.md). ' +
         'Fixed per process; results record it with the backend.',
     ),
   model: z
