@@ -9,8 +9,8 @@ import { ensureMiniLM } from '../infra/models';
 
 /**
  * all-MiniLM-L6-v2 embeddings (max length 256, mean pooling, L2 norm, as the demo's index) of `texts`, row-major,
- * cached as a vectors file in the tools folder under `name`, the texts' digest and the matmul precision (bfloat16
- * matmuls give slightly other vectors): the first run embeds (minutes on 2 cores for a few thousand texts), later
+ * cached as a vectors file in the tools folder under `name`, the texts' digest and the matmul precision (bfloat16 or
+ * TF32 matmuls give slightly other vectors): the first run embeds (minutes on 2 cores for a few thousand texts), later
  * ones read.
  */
 export async function cachedMiniLmVectors(
@@ -20,10 +20,11 @@ export async function cachedMiniLmVectors(
   const config = loadConfig();
   const digest = createHash('sha256');
   for (const text of texts) digest.update(createHash('sha256').update(text).digest());
+  const precision = config.matmulPrecision === 'highest' ? '' : `-${config.matmulPrecision}`;
   const cache = path.join(
     config.toolsDir,
     'bench-vectors',
-    `minilm-${name}${config.matmulPrecision === 'medium' ? '-bf16' : ''}-${digest.digest('hex').slice(0, 12)}.parquet`,
+    `minilm-${name}${precision}-${digest.digest('hex').slice(0, 12)}.parquet`,
   );
   if (existsSync(cache)) {
     const file = await readVectorsFile(cache);
