@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describeBackend, initBackend } from '../core/backend';
+import { describeBackend, engineSettings, initBackend } from '../core/backend';
 import { loadConfig } from '../core/config';
 import { bitsPerByte, harnessPrefixToken } from '../core/metrics/bits-per-byte';
 import { loadCausalLM } from '../core/models/registry';
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = (line: string) => console.log(line);
   await infraUp(config, () => undefined);
-  const backend = await initBackend({ backend: config.backend, log: () => undefined });
+  const backend = await initBackend({ ...engineSettings(config), log: () => undefined });
   const T = Number(process.env.BENCH_TOKENS ?? 512);
   const { model, tokenizer } = await loadCausalLM(await ensureSmolLM2(config.toolsDir, log), {
     log: () => undefined,

@@ -1,3 +1,4 @@
+import { engineSettings } from '../core/backend';
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -32,7 +33,7 @@ export async function cachedMiniLmVectors(
   }
   const log = (line: string) => console.error(line);
   const { model, tokenizer } = await loadEncoder(await ensureMiniLM(config.toolsDir, log), {
-    matmulPrecision: config.matmulPrecision,
+    ...engineSettings(config),
     log,
   });
   const t0 = performance.now();

@@ -3,7 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEMO_CORPUS_DIR } from '../cli/demo';
-import { describeBackend, initBackend } from '../core/backend';
+import { describeBackend, engineSettings, initBackend } from '../core/backend';
 import { loadConfig } from '../core/config';
 import { isCompressedPileFile, isPileFile, type PileDocument, readPileLines } from '../core/corpus/pile-reader';
 import { exactSearch } from '../core/index/flat';
@@ -108,7 +108,7 @@ const s1 = (s: number) => `${s.toFixed(1)} s`;
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const engine = { matmulPrecision: config.matmulPrecision };
+  const engine = engineSettings(config);
   const backend = await initBackend({ ...engine, log });
   console.log(machineLine());
   const [train, test] = [await readPart('train'), await readPart('test')];

@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { type Config, PROJECT_ROOT } from '../core/config';
-import { initBackend } from '../core/backend';
+import { engineSettings, initBackend } from '../core/backend';
 import { openStore } from '../core/store/open-store';
 import { ensureEngine } from '../infra/engine';
 import { infraUp } from '../infra/local-infra';
@@ -149,8 +149,7 @@ export type DemoEvalSettings = typeof DEMO_EVAL & { model: string };
 
 /** Whether the configured backend computes on a GPU here (loading it, as the demo's workers will). */
 async function usesGpu(config: Config): Promise<boolean> {
-  const { backend, matmulPrecision } = config;
-  return (await initBackend({ backend, matmulPrecision, log: () => undefined })).gpu === true;
+  return (await initBackend({ ...engineSettings(config), log: () => undefined })).gpu === true;
 }
 
 /** The demo's evaluation settings for this machine's backend, with SmolLM2 pushed to the store as a model version. */

@@ -1,3 +1,4 @@
+import { engineSettings } from '../core/backend';
 import { followWorkflow, stageEta } from './follow';
 import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
@@ -224,11 +225,7 @@ export async function searchCommand(
           'queries would be compared with vectors of another model',
       );
     }
-    const { model, tokenizer } = await loadEncoder(dir, {
-      backend: config.backend,
-      matmulPrecision: config.matmulPrecision,
-      log: () => undefined,
-    });
+    const { model, tokenizer } = await loadEncoder(dir, { ...engineSettings(config), log: () => undefined });
     const embed = reader.manifest.body.embed;
     const [query] = embedTexts(model, tokenizer, [options.text], {
       maxLength: embed.maxLength,

@@ -1,3 +1,4 @@
+import { engineSettings } from '../core/backend';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../core/config';
@@ -49,12 +50,7 @@ async function load(config: Config, options: LmOptions & { training: boolean }, 
   // A named model's name alone does not say which variant it is (smollm2-135m: Instruct, quantised).
   const named = NAMED_MODEL_DESCRIPTIONS[options.model];
   if (named) log(`${options.model}: ${named}`);
-  const loaded = await loadCausalLM(location, {
-    log,
-    backend: config.backend,
-    matmulPrecision: config.matmulPrecision,
-    training: options.training,
-  });
+  const loaded = await loadCausalLM(location, { ...engineSettings(config), log, training: options.training });
   const prefixToken = harnessPrefixToken(loaded.tokenizer, options.prefixToken);
   if (prefixToken >= loaded.model.vocabSize) {
     throw new Error(`--prefix-token ${prefixToken}: ${location} has a vocabulary of ${loaded.model.vocabSize} tokens`);

@@ -37,6 +37,14 @@ export interface InitBackendOptions {
   log?: (line: string) => void;
 }
 
+/** What a configuration says about the engine, as initBackend and every model load take it. */
+export type EngineSettings = Pick<InitBackendOptions, 'backend' | 'matmulPrecision'>;
+
+/** The engine settings of a configuration: pass them together, so that no load picks one and defaults the other. */
+export function engineSettings(config: { backend: BackendChoice; matmulPrecision: MatmulPrecision }): EngineSettings {
+  return { backend: config.backend, matmulPrecision: config.matmulPrecision };
+}
+
 let current: BackendInfo | undefined;
 
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {

@@ -1,5 +1,5 @@
 import type { LoadedLanguageModel } from '../core/eval/document';
-import { type BackendChoice, type MatmulPrecision, describeBackend, initBackend } from '../core/backend';
+import { type EngineSettings, describeBackend, initBackend } from '../core/backend';
 import { modelDigest } from '../core/checkpoints/from-store';
 import { harnessPrefixToken } from '../core/metrics/bits-per-byte';
 import { loadCausalLM } from '../core/models/registry';
@@ -14,8 +14,7 @@ import { TTTTrainer } from '../core/training/ttt';
  */
 export function languageModelPool(deps: {
   locate(spec: string): Promise<string>;
-  backend: BackendChoice;
-  matmulPrecision: MatmulPrecision;
+  engine: EngineSettings;
   log: (line: string) => void;
 }) {
   interface Slot {
@@ -32,9 +31,8 @@ export function languageModelPool(deps: {
     if (!slot) {
       slot = (async () => {
         const local = await deps.locate(spec);
-        const engine = { backend: deps.backend, matmulPrecision: deps.matmulPrecision };
-        const loaded = await loadCausalLM(local, { ...engine, log: deps.log, training: true });
-        const backend = describeBackend(await initBackend(engine));
+        const loaded = await loadCausalLM(local, { ...deps.engine, log: deps.log, training: true });
+        const backend = describeBackend(await initBackend(deps.engine));
         return { loaded, digest: (await modelDigest(local)).version, backend, tail: Promise.resolve() };
       })();
       slots.set(spec, slot);

@@ -20,6 +20,7 @@ import { SearchThread } from '../core/index/search-thread';
 import { modelDigest } from '../core/checkpoints/from-store';
 import { type Config, parseGroups } from '../core/config';
 import { temporalTls } from '../core/temporal-tls';
+import { engineSettings } from '../core/backend';
 import { loadEncoder } from '../core/models/registry';
 import { openStore } from '../core/store/open-store';
 import { ensureEngine } from '../infra/engine';
@@ -78,21 +79,12 @@ function makeDeps(config: Config, log: (line: string) => void) {
     checkpointEvery: config.eval.checkpointEvery,
     log,
     searchThread: new SearchThread(),
-    withLanguageModel: languageModelPool({
-      locate,
-      backend: config.backend,
-      matmulPrecision: config.matmulPrecision,
-      log,
-    }),
+    withLanguageModel: languageModelPool({ locate, engine: engineSettings(config), log }),
     encoderDigest: async (spec: string) => (await modelDigest(await locate(spec))).version,
     loadEncoder: (spec: string) =>
       encoders(spec, async () => {
         const dir = await locate(spec);
-        const { model, tokenizer } = await loadEncoder(dir, {
-          backend: config.backend,
-          matmulPrecision: config.matmulPrecision,
-          log,
-        });
+        const { model, tokenizer } = await loadEncoder(dir, { ...engineSettings(config), log });
         return { encoder: model, tokenizer, digest: (await modelDigest(dir)).version };
       }),
   };

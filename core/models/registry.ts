@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type BackendInfo, initBackend, type BackendChoice, type MatmulPrecision } from '../backend';
+import { type BackendInfo, type EngineSettings, initBackend } from '../backend';
 import { ggufToHfCheckpoint, readGgufFile } from '../checkpoints/gguf';
 import { loadHfCheckpoint, type HfCheckpoint, type LoadOptions } from '../checkpoints/hf-folder';
 import { TextTokenizer } from '../tokenizers/tokenizer';
@@ -24,11 +24,8 @@ export const ENCODER_MODELS = new Map<string, EncoderClass>([
   ['xlm-roberta', BertModel],
 ]);
 
-export interface ModelLoadOptions extends LoadOptions {
-  /** Backend to compute on; the first load picks it (native TensorFlow when available) unless already chosen. */
-  backend?: BackendChoice;
-  /** Float32 matmul precision of native TensorFlow (core/backend.ts); fixed by the first load. */
-  matmulPrecision?: MatmulPrecision;
+/** The engine settings (engineSettings): the first load picks backend and matmul precision unless already chosen. */
+export interface ModelLoadOptions extends LoadOptions, EngineSettings {
   /** The model will be fine-tuned (TTT): weights, their reset copy, Adam's two moments and the gradients. */
   training?: boolean;
 }
