@@ -2,11 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../core/backend';
 import { loadConfig } from '../core/config';
 import { loadCausalLM, loadEncoder } from '../core/models/registry';
+import { causalLmLoss } from '../core/training/ttt';
 import { ensureMiniLM, ensureSmolLM2 } from '../infra/models';
 import { machineLine } from './harness';
 
 /**
- * `npm run bench:profile -- [minilm|smollm2]`: where a forward pass spends its time on this backend. Prints wall
+ * `npm run bench:profile -- [minilm|smollm2|smollm2-step]`: where a forward pass spends its time on this backend. Prints wall
  * time and process CPU time (user vs system: system time is the kernel faulting in and zeroing fresh memory), then
  * tf.profile's kernels grouped by op and input shapes, slowest first, with their share of the kernel time. What is
  * left between the kernel sum and the wall time is tfjs's own per-op work and allocation outside the kernels.
@@ -55,7 +56,27 @@ async function subject(what: string): Promise<Subject> {
       },
     };
   }
-  throw new Error(`bench:profile: unknown model '${what}' (minilm or smollm2)`);
+  if (what === 'smollm2-step') {
+    // Forward and backward of one training chunk: the loss and the gradients a TTT step takes (the optimizer,
+    // timed on its own in docs/engine-performance.md, is not included).
+    const T = Number(process.env.BENCH_TOKENS ?? 512);
+    const { model } = await loadCausalLM(await ensureSmolLM2(toolsDir, log), { log });
+    const ids = tf.randomUniform<tf.Rank.R2>([1, T], 0, model.vocabSize, 'int32');
+    const vars = [...new Set(model.params.values())];
+    return {
+      label: `SmolLM2-135M forward + backward (loss and gradients), 1 x ${T} tokens`,
+      forward: () => {
+        const { value, grads } = tf.variableGrads(() => causalLmLoss(model, ids), vars);
+        tf.dispose(Object.values(grads));
+        return value;
+      },
+      dispose: () => {
+        ids.dispose();
+        model.dispose();
+      },
+    };
+  }
+  throw new Error(`bench:profile: unknown model '${what}' (minilm, smollm2 or smollm2-step)`);
 }
 
 async function main(): Promise<void> {

@@ -353,14 +353,21 @@ export function dropoutMask(shape: number[], rate: number): tf.Tensor {
 // Attention
 
 /**
+ * The largest attention probabilities (B * nh * T * T values) kept from the forward pass for the backward one:
+ * 4M values, 16 MB a layer, holds SmolLM2's scores up to 512 tokens (the chunk length TTT-NN trains on) and GPT-2's
+ * up to 512; above it P is recomputed, which costs a matmul, a mask add and a softmax per layer (8% of a
+ * 512-token SmolLM2 step, measured), so that a long step's memory does not grow by T^2 per layer.
+ */
+export const SAVED_PROBS_LIMIT = 4 * 1024 * 1024;
+
+/**
  * softmax(q k^T * scale + bias) v for (B, nh, T, hs) inputs; `bias` broadcasts to (B, nh, T, T).
  *
  * One op with its gradient written out, for memory and speed:
- *   - The tape keeps q, k and v (and the dropout mask when dropout is on); the backward pass recomputes the
- *     probabilities P = softmax(q k^T + bias) from them, one layer at a time. Built from tfjs ops, the tape kept
- *     two T x T tensors per layer (the scores, which Add saves, and P) and the backward pass made three more:
- *     for SmolLM2 at 1024 tokens P alone is 36 MiB a layer, 1.1 GiB over 30 layers. The recomputation costs one
- *     q k^T product and a softmax per layer (a few percent of a step).
+ *   - The tape keeps q, k and v (and the dropout mask when dropout is on), and P = softmax(q k^T + bias) only up
+ *     to SAVED_PROBS_LIMIT values; a larger P is recomputed in the backward pass, one layer at a time. Built from
+ *     tfjs ops, the tape kept two T x T tensors per layer (the scores, which Add saves, and P) and the backward
+ *     pass made three more: for SmolLM2 at 1024 tokens P alone is 36 MiB a layer, 1.1 GiB over 30 layers.
  *   - The gradients of the narrow operand (v in P v, k in q k^T) are computed as the transpose of the product with
  *     the narrow operand transposed: tf.matMul's gradient computes them with the wide operand transposed, which
  *     oneDNN runs at half speed (SmolLM2's (3, 3072, 1024) x (3, 3072, 64): ~50 ms against 26 ms;
@@ -383,13 +390,16 @@ export function attention(
     const probs = tf.softmax(tf.matMul(qa, ka, false, true).add(bias)); // (B, nh, T, T)
     // The dropout mask as `drop` draws it (same generator, same order), kept for the backward pass.
     const kept = dropRate > 0 && drop !== noDropout ? drop(tf.onesLike(probs), dropRate) : undefined;
-    // Not P: the backward pass recomputes it from q, k and the bias (one tensor shared by every layer).
-    save(kept ? [qa, ka, va, bias, kept] : [qa, ka, va, bias]);
+    // P itself is kept when it is small; a large one is recomputed in the backward pass from q, k and the bias
+    // (one tensor shared by every layer), so that a long step's memory does not grow with T^2 per layer.
+    const keepProbs = probs.size <= SAVED_PROBS_LIMIT;
+    save([qa, ka, va, keepProbs ? probs : bias, ...(kept ? [kept] : [])]);
     return {
       value: tf.matMul<tf.Tensor4D>(kept ? probs.mul(kept) : probs, va), // (B, nh, T, hs)
       gradFunc: (d: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [qs_, ks, vs, biasSaved, m] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
-        const p = tf.softmax(tf.matMul(qs_, ks, false, true).add(biasSaved)); // the forward's P, recomputed
+        const [qs_, ks, vs, probsOrBias, m] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
+        // The forward's P, saved or recomputed.
+        const p = keepProbs ? probsOrBias : tf.softmax(tf.matMul(qs_, ks, false, true).add(probsOrBias));
         const att = m ? p.mul(m) : p;
         const dv = tf.matMul(d, att, true, false).transpose([0, 1, 3, 2]); // (d^T att)^T = att^T d
         const dAtt = tf.matMul(d, vs, false, true);
