@@ -247,8 +247,11 @@ describe('evaluation on the real Temporal server and versitygw', () => {
 
   it('one run per run id: two starts at once attach to the same workflow, searchable by run id; other settings under that id are refused', async () => {
     workers.push(await spawnWorker(config, ALL_QUEUES));
+    // Only the run's identity is under test: the lightest evaluation (a document per domain, one neighbor, no
+    // baselines) keeps it short.
+    const light: Config = { ...config, eval: { ...config.eval, perDomain: 1, k: 1, baselines: [] } };
     const runId = uniqueName('c');
-    const input = evaluationInput(config, { test: testCorpus, runId });
+    const input = evaluationInput(light, { test: testCorpus, runId });
     const [first, second] = await Promise.all([
       startEvaluation(client, config, input),
       startEvaluation(client, config, input),
@@ -271,7 +274,7 @@ describe('evaluation on the real Temporal server and versitygw', () => {
     expect(found).toEqual([evaluationWorkflowId(runId)]);
 
     // The same run id with another k: a new workflow execution (the first finished) whose plan refuses it.
-    const other = evaluationInput({ ...config, eval: { ...config.eval, k: 2 } }, { test: testCorpus, runId });
+    const other = evaluationInput({ ...light, eval: { ...light.eval, k: 2 } }, { test: testCorpus, runId });
     const refused = await startEvaluation(client, config, other);
     const failure = await refused.result().then(
       () => undefined,
