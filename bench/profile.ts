@@ -7,12 +7,14 @@ import { ensureMiniLM, ensureSmolLM2 } from '../infra/models';
 import { machineLine } from './harness';
 
 /**
- * `npm run bench:profile -- [minilm|smollm2|smollm2-step]`: where a forward pass spends its time on this backend. Prints wall
- * time and process CPU time (user vs system: system time is the kernel faulting in and zeroing fresh memory), then
+ * `npm run bench:profile -- [minilm|smollm2|smollm2-step]`: where a forward pass (smollm2-step: forward and
+ * backward of a training chunk) spends its time on this backend. Prints wall time and process CPU time (user vs
+ * system: system time is the kernel faulting in and zeroing fresh memory), then
  * tf.profile's kernels grouped by op and input shapes, slowest first, with their share of the kernel time. What is
  * left between the kernel sum and the wall time is tfjs's own per-op work and allocation outside the kernels.
  * The figures in docs/engine-performance.md come from this script.
- * Settings: BENCH_BATCH (32 for minilm, 1 for smollm2), BENCH_TOKENS (128 / 1024), BENCH_REPS (3), BENCH_TOP (20).
+ * Settings: BENCH_BATCH (32 for minilm, 1 for smollm2), BENCH_TOKENS (128 / 1024 / 512 for smollm2-step),
+ * BENCH_REPS (3), BENCH_TOP (20).
  */
 const WHAT = process.argv[2] ?? 'minilm';
 const REPS = Number(process.env.BENCH_REPS ?? 3);
