@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { type NativeBackend, nativeCpuTensorflow, nativeTensorflow, type OpAttr } from '../native-tensorflow';
 
 /**
  * AdamW as the reference runs it (torch.optim.AdamW after torch.nn.utils.clip_grad_norm_), in two builds with the
@@ -39,10 +40,7 @@ export interface AdamW {
 
 /** The fused native build where the backend is CPU TensorFlow, else the portable one. */
 export function createAdamW(vars: readonly tf.Variable[], settings: AdamWSettings): AdamW {
-  const native = nativeTensorflow();
-  return native && native.isUsingGpuDevice !== true
-    ? new NativeAdamW(vars, settings)
-    : new PortableAdamW(vars, settings);
+  return nativeCpuTensorflow() ? new NativeAdamW(vars, settings) : new PortableAdamW(vars, settings);
 }
 
 /** clip_grad_norm_'s scale for the gradients' global norm `total`, kept on the device. */
@@ -144,37 +142,7 @@ export class PortableAdamW implements AdamW {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Native TensorFlow: raw ops through tfjs-node's binding
-
-interface TensorflowBinding {
-  TF_ATTR_STRING: number;
-  TF_ATTR_TYPE: number;
-  TF_ATTR_SHAPE: number;
-  TF_ATTR_BOOL: number;
-  TF_FLOAT: number;
-}
-
-interface OpAttr {
-  name: string;
-  type: number;
-  value: string | number | boolean | number[];
-}
-
-/** The parts of tfjs-node's NodeJSKernelBackend used here: running any TensorFlow op by name. */
-interface NativeBackend {
-  binding: TensorflowBinding;
-  isUsingGpuDevice?: boolean;
-  executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.Tensor[]): tf.Tensor;
-  executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.Tensor[], outputs: number): tf.Tensor[];
-}
-
-function nativeTensorflow(): NativeBackend | undefined {
-  if (tf.getBackend() !== 'tensorflow') return undefined;
-  const backend = tf.backend() as unknown as Partial<NativeBackend>;
-  return backend.binding && backend.executeSingleOutput && backend.executeMultipleOutputs
-    ? (backend as NativeBackend)
-    : undefined;
-}
+// Native TensorFlow: TensorFlow's own Adam kernel on resource variables
 
 let resourceSequence = 0;
 let liveResources = 0;
