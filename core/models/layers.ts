@@ -418,7 +418,7 @@ export function dropoutMask(shape: number[], rate: number): tf.Tensor {
 /**
  * The largest attention probabilities (B * nh * T * T values) kept from the forward pass for the backward one:
  * 4M values, 16 MB a layer, holds SmolLM2's scores up to 512 tokens (the chunk length TTT-NN trains on) and GPT-2's
- * up to 512; above it P is recomputed, which costs a matmul, a mask add and a softmax per layer (8% of a
+ * up to 512; above it P is recomputed, which costs a matmul, a mask add and a softmax per layer (6% of a
  * 512-token SmolLM2 step, measured), so that a long step's memory does not grow by T^2 per layer.
  */
 export const SAVED_PROBS_LIMIT = 4 * 1024 * 1024;
