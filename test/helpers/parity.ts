@@ -55,6 +55,12 @@ export function maxAbs(a: ArrayLike<number>): number {
   return max;
 }
 
+/** Largest |actual - expected| relative to the largest |expected|. */
+export function maxRelDiff(actual: tf.Tensor, expected: tf.Tensor): number {
+  const e = expected.dataSync();
+  return maxAbsDiff(actual.dataSync(), e) / maxAbs(e);
+}
+
 /** Collects the figures each parity test reaches, printed once per file so runs document them. */
 export function report(name: string, figures: Record<string, number>): void {
   const parts = Object.entries(figures).map(([k, v]) => `${k}=${v.toExponential(2)}`);
