@@ -6,8 +6,9 @@ import * as tf from '@tensorflow/tfjs';
  * op for them (the optimizer's `ResourceApplyAdam`, oneDNN's layer norm).
  */
 
-interface TensorflowBinding {
+export interface TensorflowBinding {
   TF_ATTR_STRING: number;
+  TF_ATTR_INT: number;
   TF_ATTR_TYPE: number;
   TF_ATTR_SHAPE: number;
   TF_ATTR_BOOL: number;
@@ -18,7 +19,7 @@ interface TensorflowBinding {
 export interface OpAttr {
   name: string;
   type: number;
-  value: string | number | boolean | number[];
+  value: string | number | boolean | number[] | string[];
 }
 
 /** The parts of tfjs-node's NodeJSKernelBackend used here: running any TensorFlow op by name. */
@@ -42,4 +43,49 @@ export function nativeTensorflow(): NativeBackend | undefined {
 export function nativeCpuTensorflow(): NativeBackend | undefined {
   const native = nativeTensorflow();
   return native && native.isUsingGpuDevice !== true ? native : undefined;
+}
+
+/** The attributes of a kernel call, built against the binding's type codes. */
+export type KernelAttrs = (binding: TensorflowBinding) => OpAttr[];
+
+/**
+ * One of oneDNN's fused kernels (the ones TensorFlow's graph optimizer rewrites ops into; eager TensorFlow never
+ * does), run by name on native CPU TensorFlow. `run` gives undefined where the kernel is not available: another
+ * backend, a GPU, or a TensorFlow or binding without it (found at the first call and remembered, so the callers'
+ * tfjs ops take over from then on). Its output is not recorded on tfjs's gradient tape: call it where no tape
+ * records, or in the forward of an op whose gradient is written out (customOp).
+ */
+export class OneDnnKernel {
+  private runs: boolean | undefined;
+
+  /** `label`: the kernel label it is registered under (eager TensorFlow asks for oneDNN's rename label otherwise). */
+  constructor(
+    readonly op: string,
+    readonly label: '' | 'MklNameChangeOp',
+  ) {}
+
+  /** Whether the kernel has run in this process (undefined before the first call on native CPU TensorFlow). */
+  get ran(): boolean | undefined {
+    return this.runs;
+  }
+
+  run(attrs: KernelAttrs, inputs: tf.Tensor[]): tf.Tensor | undefined {
+    const native = nativeCpuTensorflow();
+    if (!native || this.runs === false || inputs.some((x) => x.dtype !== 'float32')) return undefined;
+    const t = native.binding;
+    const all = [
+      { name: 'T', type: t.TF_ATTR_TYPE, value: t.TF_FLOAT },
+      ...attrs(t),
+      { name: '_kernel', type: t.TF_ATTR_STRING, value: this.label },
+    ];
+    try {
+      const y = native.executeSingleOutput(this.op, all, inputs);
+      this.runs = true;
+      return y;
+    } catch (err) {
+      if (this.runs) throw err;
+      this.runs = false;
+      return undefined;
+    }
+  }
 }

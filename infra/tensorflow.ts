@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -94,7 +95,8 @@ export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions
   }
   const pkgDir = packageDir(flavor.npmPackage);
   const binding = bindingPath(pkgDir);
-  const loaded = await bindingLoads(pkgDir, binding);
+  const sources = await bindingSourcesHash(pkgDir);
+  const loaded = await bindingLoads(pkgDir, binding, sources);
   if (loaded.ok) {
     if (opts.quiet === true) return;
     log(
@@ -155,7 +157,8 @@ export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions
     const detail = `${e.stdout ?? ''}\n${e.stderr ?? e.message}`.trim().split('\n').slice(-5).join(' | ');
     throw new Error(`could not build the ${flavor.npmPackage} binding in ${pkgDir}: ${detail}`);
   }
-  const after = await bindingLoads(pkgDir, binding);
+  await fs.writeFile(sourcesStamp(binding), sources + '\n');
+  const after = await bindingLoads(pkgDir, binding, sources);
   if (!after.ok) throw new Error(`${flavor.npmPackage} binding built at ${binding} but does not load: ${after.error}`);
   log(`native TensorFlow ${after.version} ready for ${flavor.npmPackage}`);
 }
@@ -177,12 +180,34 @@ function bindingPath(pkgDir: string): string {
   return path.join(pkgDir, pkg.binary.module_path.replace('{napi_build_version}', String(napi)), 'tfjs_binding.node');
 }
 
-/** Loads the binding in a child process, so that a broken library cannot take this process down. */
+/**
+ * The hash of the binding's C++ sources as this install has them: patch-package patches them after `npm ci`
+ * (patches/@tensorflow+tfjs-node+*.patch), so a binding compiled before a change of the patch is rebuilt.
+ */
+async function bindingSourcesHash(pkgDir: string): Promise<string> {
+  const dir = path.join(pkgDir, 'binding');
+  const hash = createHash('sha256');
+  for (const name of (await fs.readdir(dir)).sort()) hash.update(name).update(await fs.readFile(path.join(dir, name)));
+  return hash.digest('hex');
+}
+
+/** The file beside the compiled binding that records which sources it was compiled from. */
+function sourcesStamp(binding: string): string {
+  return `${binding}.sources-sha256`;
+}
+
+/**
+ * Loads the binding in a child process, so that a broken library cannot take this process down; a binding
+ * compiled from other sources than `sources` counts as not built.
+ */
 async function bindingLoads(
   pkgDir: string,
   binding: string,
+  sources: string,
 ): Promise<{ ok: true; version: string } | { ok: false; error: string }> {
   if (!existsSync(binding)) return { ok: false, error: 'not built' };
+  const stamp = await fs.readFile(sourcesStamp(binding), 'utf8').catch(() => '');
+  if (stamp.trim() !== sources) return { ok: false, error: 'built from other sources' };
   try {
     const { stdout } = await run(
       process.execPath,

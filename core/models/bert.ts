@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
-import { activation, attention, LayerNorm, Linear, mergeHeads, runBlocks, splitHeads } from './layers';
+import { type Activation, activation, attention, LayerNorm, Linear, mergeHeads, runBlocks, splitHeads } from './layers';
 import { configNumber, type ParamScope, PretrainedModel, type Encoder } from './modeling-utils';
 
 /**
@@ -83,7 +83,7 @@ class BertLayer {
   readonly intermediateDense: Linear; // (I, C)
   readonly outputDense: Linear; // (C, I)
   readonly outputLayerNorm: LayerNorm;
-  readonly act: (x: tf.Tensor) => tf.Tensor;
+  readonly act: Activation;
 
   constructor(p: ParamScope, cfg: BertConfig) {
     const { hiddenSize: C, intermediateSize: I } = cfg;
@@ -96,7 +96,7 @@ class BertLayer {
 
   forward(x: tf.Tensor3D, maskBias: tf.Tensor): tf.Tensor3D {
     x = this.attention.forward(x, maskBias);
-    const h = this.act(this.intermediateDense.forward(x)); // (B, T, I)
+    const h = this.intermediateDense.forward(x, this.act); // (B, T, I)
     return this.outputLayerNorm.forward(this.outputDense.forward(h).add(x)) as tf.Tensor3D;
   }
 }

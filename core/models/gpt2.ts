@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
+  type Activation,
   activation,
   attention,
   causalBias,
@@ -96,7 +97,7 @@ class CausalSelfAttention {
 class MLP {
   readonly cFc: Conv1D; // (C, 4C)
   readonly cProj: Conv1D; // (4C, C)
-  readonly act: (x: tf.Tensor) => tf.Tensor;
+  readonly act: Activation;
 
   constructor(
     p: ParamScope,
@@ -108,7 +109,7 @@ class MLP {
   }
 
   forward(x: tf.Tensor, drop: Dropout): tf.Tensor {
-    return drop(this.cProj.forward(this.act(this.cFc.forward(x))), this.cfg.residPdrop);
+    return drop(this.cProj.forward(this.cFc.forward(x, this.act)), this.cfg.residPdrop);
   }
 }
 

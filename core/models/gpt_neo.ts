@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
+  type Activation,
   activation,
   attention,
   causalBias,
@@ -101,7 +102,7 @@ class GPTNeoSelfAttention {
 class GPTNeoMLP {
   readonly cFc: Linear; // (I, C)
   readonly cProj: Linear; // (C, I)
-  readonly act: (x: tf.Tensor) => tf.Tensor;
+  readonly act: Activation;
 
   constructor(
     p: ParamScope,
@@ -113,7 +114,7 @@ class GPTNeoMLP {
   }
 
   forward(x: tf.Tensor, drop: Dropout): tf.Tensor {
-    return drop(this.cProj.forward(this.act(this.cFc.forward(x))), this.cfg.residDropout);
+    return drop(this.cProj.forward(this.cFc.forward(x, this.act)), this.cfg.residDropout);
   }
 }
 

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HfCheckpoint, HfConfig } from '../checkpoints/hf-folder';
 import type { TensorMap } from '../checkpoints/safetensors';
 import {
+  type Activation,
   activation,
   applyRotary,
   attention,
@@ -112,7 +113,7 @@ class GPTNeoXAttention {
 class GPTNeoXMLP {
   readonly denseHTo4h: Linear; // (I, C)
   readonly dense4hToH: Linear; // (C, I)
-  readonly act: (x: tf.Tensor) => tf.Tensor;
+  readonly act: Activation;
 
   constructor(p: ParamScope, cfg: GPTNeoXConfig) {
     this.denseHTo4h = new Linear(p.sub('dense_h_to_4h'), cfg.hiddenSize, cfg.intermediateSize);
@@ -121,7 +122,7 @@ class GPTNeoXMLP {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    return this.dense4hToH.forward(this.act(this.denseHTo4h.forward(x)));
+    return this.dense4hToH.forward(this.denseHTo4h.forward(x, this.act));
   }
 }
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { nativeCpuTensorflow } from '../native-tensorflow';
+import { type KernelAttrs, OneDnnKernel } from '../native-tensorflow';
 import type { ParamScope } from './modeling-utils';
 
 /**
@@ -51,8 +51,9 @@ export class Linear {
     this.weight = p.param('weight', [outFeatures, inFeatures]);
     if (bias) this.bias = p.param('bias', [outFeatures]);
   }
-  forward(x: tf.Tensor): tf.Tensor {
-    return linear(x, this.weight, this.bias);
+  /** act: the activation applied to the output, if any (fused into the product where it can be). */
+  forward(x: tf.Tensor, act?: Activation): tf.Tensor {
+    return linear(x, this.weight, this.bias, act);
   }
 }
 
@@ -64,8 +65,8 @@ export class Conv1D {
     this.weight = p.param('weight', [inFeatures, outFeatures]);
     this.bias = p.param('bias', [outFeatures]);
   }
-  forward(x: tf.Tensor): tf.Tensor {
-    return conv1d(x, this.weight, this.bias);
+  forward(x: tf.Tensor, act?: Activation): tf.Tensor {
+    return conv1d(x, this.weight, this.bias, act);
   }
 }
 
@@ -109,40 +110,34 @@ function normalize(x: tf.Tensor, eps: number): tf.Tensor {
   return x.sub(mean).mul(tf.rsqrt(variance.add(eps)));
 }
 
-/** Whether this TensorFlow build runs `_MklLayerNorm` (undefined until first asked). */
-let oneDnnLayerNormRuns: boolean | undefined;
+const MKL_LAYER_NORM = new OneDnnKernel('_MklLayerNorm', '');
 
-/** Whether layer norms have run on oneDNN's kernel in this process (undefined before the first on native CPU). */
-export function layerNormOnOneDnn(): boolean | undefined {
-  return oneDnnLayerNormRuns;
+/**
+ * Which of oneDNN's kernels have run in this process: true once one has, false where it is not available, undefined
+ * before its first call on native CPU TensorFlow (and on every other backend).
+ */
+export function oneDnnKernelsRun(): Record<
+  'layerNorm' | 'linear' | 'attentionScores' | 'softmax',
+  boolean | undefined
+> {
+  return {
+    layerNorm: MKL_LAYER_NORM.ran,
+    linear: MKL_LINEAR.ran,
+    attentionScores: MKL_SCORES.ran,
+    softmax: MKL_SOFTMAX.ran,
+  };
 }
 
 /**
- * oneDNN's layer norm (`_MklLayerNorm`, the kernel TensorFlow's graph optimizer fuses LayerNorm into; eager
- * TensorFlow never fuses) on native CPU TensorFlow, or undefined where it is not available. The kernel takes 2-D
- * or 3-D input, so x is viewed as (rows, C).
+ * oneDNN's layer norm (`_MklLayerNorm`) on native CPU TensorFlow, or undefined where it is not available. The
+ * kernel takes 2-D or 3-D input, so x is viewed as (rows, C).
  */
 function oneDnnLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor | undefined {
-  const native = nativeCpuTensorflow();
-  if (!native || oneDnnLayerNormRuns === false || x.dtype !== 'float32') return undefined;
-  const t = native.binding;
-  const attrs = [
-    { name: 'T', type: t.TF_ATTR_TYPE, value: t.TF_FLOAT },
-    { name: 'epsilon', type: t.TF_ATTR_FLOAT, value: eps },
-    // Registered without a kernel label: eager TensorFlow would otherwise ask for the label of oneDNN's renamed ops.
-    { name: '_kernel', type: t.TF_ATTR_STRING, value: '' },
-  ];
   const C = x.shape[x.rank - 1] as number;
-  try {
-    const y = native.executeSingleOutput('_MklLayerNorm', attrs, [x.reshape([-1, C]), weight, bias]);
-    oneDnnLayerNormRuns = true;
-    return y.reshape(x.shape);
-  } catch (err) {
-    if (oneDnnLayerNormRuns) throw err;
-    oneDnnLayerNormRuns = false; // a TensorFlow built without oneDNN's kernels: tfjs ops from now on
-    return undefined;
-  }
+  const attrs: KernelAttrs = (t) => [{ name: 'epsilon', type: t.TF_ATTR_FLOAT, value: eps }];
+  return MKL_LAYER_NORM.run(attrs, [x.reshape([-1, C]), weight, bias])?.reshape(x.shape);
 }
+
 /**
  * tf.customGrad for an op of tensor inputs whose gradient is written out, with that gradient run in a tidy: tfjs
  * calls a custom gradient outside any scope, so its temporaries would otherwise live until the whole backward pass
@@ -188,25 +183,57 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor
   return op(x, weight);
 }
 
-/** torch.nn.Linear: weight is (out, in) as stored, y = x W^T + b. */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+/** torch.nn.Linear: weight is (out, in) as stored, y = act(x W^T + b) (act: the layer's activation, if any). */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, act?: Activation): tf.Tensor {
+  return productOverLastAxis(x, weight, true, bias, act);
+}
+
+/** GPT-2's Conv1D: weight is (in, out), y = act(x W + b). */
+export function conv1d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, act?: Activation): tf.Tensor {
+  return productOverLastAxis(x, weight, false, bias, act);
+}
+
+/**
+ * x (..., in) times the weight, plus the bias, through the activation. Where tfjs records no gradients (inference:
+ * embeddings, bits/byte) on native CPU TensorFlow it is one oneDNN kernel, the bias add and the activation as its
+ * post-ops (two to six fewer passes over the output); training keeps tfjs ops, whose gradients tfjs knows.
+ */
+function productOverLastAxis(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  transposeWeight: boolean,
+  bias?: tf.Tensor,
+  act?: Activation,
+): tf.Tensor {
   const shape = x.shape;
-  const inF = shape[shape.length - 1] as number;
-  const outF = weight.shape[0];
-  let y = tf.matMul(x.reshape([-1, inF]), weight, false, true);
-  if (bias) y = y.add(bias);
+  const x2 = x.reshape([-1, shape[shape.length - 1] as number]);
+  const outF = weight.shape[transposeWeight ? 0 : 1] as number;
+  let y = bias && !tf.engine().isTapeOn() ? oneDnnLinear(x2, weight, transposeWeight, bias, act) : undefined;
+  if (!y) {
+    y = tf.matMul(x2, weight, false, transposeWeight);
+    if (bias) y = y.add(bias);
+    if (act) y = act(y);
+  }
   return y.reshape([...shape.slice(0, -1), outF]);
 }
 
-/** GPT-2's Conv1D: weight is (in, out), y = x W + b. */
-export function conv1d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const shape = x.shape;
-  const inF = shape[shape.length - 1] as number;
-  const outF = weight.shape[1] as number;
-  return tf
-    .matMul(x.reshape([-1, inF]), weight as tf.Tensor2D)
-    .add(bias)
-    .reshape([...shape.slice(0, -1), outF]);
+const MKL_LINEAR = new OneDnnKernel('_MklNativeFusedMatMul', 'MklNameChangeOp');
+
+function oneDnnLinear(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  transposeWeight: boolean,
+  bias: tf.Tensor,
+  act?: Activation,
+): tf.Tensor | undefined {
+  if (act && !act.fusedOp) return undefined;
+  const attrs: KernelAttrs = (t) => [
+    { name: 'transpose_a', type: t.TF_ATTR_BOOL, value: false },
+    { name: 'transpose_b', type: t.TF_ATTR_BOOL, value: transposeWeight },
+    { name: 'num_args', type: t.TF_ATTR_INT, value: 1 },
+    { name: 'fused_ops', type: t.TF_ATTR_STRING, value: act?.fusedOp ? ['BiasAdd', act.fusedOp] : ['BiasAdd'] },
+  ];
+  return MKL_LINEAR.run(attrs, [x, weight, bias]);
 }
 
 /** "gelu_new" / "gelu_pytorch_tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
@@ -221,16 +248,25 @@ export function geluErf(x: tf.Tensor): tf.Tensor {
   return x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1));
 }
 
-export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
+/** An activation function, with the oneDNN post-op that computes the same inside a matmul (linear, conv1d). */
+export type Activation = ((x: tf.Tensor) => tf.Tensor) & {
+  readonly fusedOp?: 'GeluApproximate' | 'GeluExact' | 'Relu';
+};
+
+const GELU_TANH: Activation = Object.assign((x: tf.Tensor) => geluTanh(x), { fusedOp: 'GeluApproximate' as const });
+const GELU_ERF: Activation = Object.assign((x: tf.Tensor) => geluErf(x), { fusedOp: 'GeluExact' as const });
+const RELU: Activation = Object.assign((x: tf.Tensor) => tf.relu(x), { fusedOp: 'Relu' as const });
+
+export function activation(name: string): Activation {
   switch (name) {
     case 'gelu_new':
     case 'gelu_pytorch_tanh':
     case 'gelu_fast':
-      return geluTanh;
+      return GELU_TANH;
     case 'gelu':
-      return geluErf;
+      return GELU_ERF;
     case 'relu':
-      return (x) => tf.relu(x);
+      return RELU;
     default:
       throw new Error(`unsupported activation function ${name}`);
   }
@@ -431,6 +467,8 @@ export const SAVED_PROBS_LIMIT = 4 * 1024 * 1024;
  *     to SAVED_PROBS_LIMIT values; a larger P is recomputed in the backward pass, one layer at a time. Built from
  *     tfjs ops, the tape kept two T x T tensors per layer (the scores, which Add saves, and P) and the backward
  *     pass made three more: for SmolLM2 at 1024 tokens P alone is 36 MiB a layer, 1.1 GiB over 30 layers.
+ *   - On native CPU TensorFlow the scores are one oneDNN kernel (product, scale and bias add) and the softmax
+ *     oneDNN's (attentionProbs).
  *   - The gradients of the narrow operand (v in P v, k in q k^T) are computed as the transpose of the product with
  *     the narrow operand transposed: tf.matMul's gradient computes them with the wide operand transposed, which
  *     oneDNN runs at half speed (SmolLM2's (3, 3072, 1024) x (3, 3072, 64): ~50 ms against 26 ms;
@@ -446,11 +484,8 @@ export function attention(
   drop: Dropout = noDropout,
   dropRate = 0,
 ): tf.Tensor4D {
-  // Scaling q (B, nh, T, hs) rather than the scores (B, nh, T, T): a T/hs times smaller multiply. Rounding differs
-  // from HF's (q k^T) * scale by ~1 ulp.
-  const qs = scale === 1 ? q : q.mul<tf.Tensor4D>(scale);
   const fused = customOp(([qa, ka, va]: [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D], save) => {
-    const probs = tf.softmax(tf.matMul(qa, ka, false, true).add(bias)); // (B, nh, T, T)
+    const probs = attentionProbs(qa, ka, scale, bias); // (B, nh, T, T)
     // The dropout mask as `drop` draws it (same generator, same order), kept for the backward pass.
     const kept = dropRate > 0 && drop !== noDropout ? drop(tf.onesLike(probs), dropRate) : undefined;
     // P itself is kept when it is small; a large one is recomputed in the backward pass from q, k and the bias
@@ -460,20 +495,60 @@ export function attention(
     return {
       value: tf.matMul<tf.Tensor4D>(kept ? probs.mul(kept) : probs, va), // (B, nh, T, hs)
       gradFunc: (d: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [qs_, ks, vs, probsOrBias, m] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
+        const [qs, ks, vs, probsOrBias, m] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
         // The forward's P, saved or recomputed.
-        const p = keepProbs ? probsOrBias : tf.softmax(tf.matMul(qs_, ks, false, true).add(probsOrBias));
+        const p = keepProbs ? probsOrBias : attentionProbs(qs, ks, scale, probsOrBias);
         const att = m ? p.mul(m) : p;
         const dv = tf.matMul(d, att, true, false).transpose([0, 1, 3, 2]); // (d^T att)^T = att^T d
         const dAtt = tf.matMul(d, vs, false, true);
         const dProbs = m ? dAtt.mul(m) : dAtt;
         const dyTimesY = dProbs.mul(p); // softmax's gradient: dy y - sum(dy y) y
         const dScores = dyTimesY.sub(dyTimesY.sum(-1, true).mul(p));
+        // The scale applied to the narrow operands (T x hs), not to the T x T scores.
         const dq = tf.matMul(dScores, ks);
-        const dk = tf.matMul(qs_, dScores, true, false).transpose([0, 1, 3, 2]); // (q^T dS)^T = dS^T q
-        return [dq, dk, dv];
+        const dk = tf.matMul(scaled(qs, scale), dScores, true, false).transpose([0, 1, 3, 2]); // (q^T dS)^T = dS^T q
+        return [scaled(dq, scale), dk, dv];
       },
     };
   });
-  return fused(qs, k, v);
+  return fused(q, k, v);
+}
+
+function scaled<T extends tf.Tensor>(x: T, scale: number): T {
+  return scale === 1 ? x : x.mul<T>(scale);
+}
+
+const MKL_SCORES = new OneDnnKernel('_MklFusedBatchMatMulV2', '');
+const MKL_SOFTMAX = new OneDnnKernel('_MklSoftmax', 'MklNameChangeOp');
+
+/**
+ * P = softmax(q k^T * scale + bias). On native CPU TensorFlow the scores are one oneDNN kernel (the product with
+ * the scale and the bias add as its post-ops: two fewer passes over the T x T scores) and the softmax is oneDNN's;
+ * elsewhere tfjs ops, q scaled before the product (a T/hs times smaller multiply).
+ */
+function attentionProbs(q: tf.Tensor4D, k: tf.Tensor4D, scale: number, bias: tf.Tensor): tf.Tensor4D {
+  const scores = oneDnnScores(q, k, scale, bias) ?? tf.matMul(scaled(q, scale), k, false, true).add(bias);
+  return (MKL_SOFTMAX.run(() => [], [scores]) ?? tf.softmax(scores)) as tf.Tensor4D;
+}
+
+function oneDnnScores(q: tf.Tensor4D, k: tf.Tensor4D, scale: number, bias: tf.Tensor): tf.Tensor | undefined {
+  const [B, H, X, hs] = q.shape;
+  const T = k.shape[2];
+  if (k.shape[0] !== B || k.shape[1] !== H) return undefined;
+  // The kernel's bias add takes a 4-D bias broadcast along its unit axes (a 2-D one crashes the process), so any
+  // other shape stays with tfjs.
+  const bias4d = [...Array<number>(Math.max(0, 4 - bias.rank)).fill(1), ...bias.shape];
+  if (bias4d.length !== 4 || bias4d.some((n, i) => n !== 1 && n !== [B, H, X, T][i])) return undefined;
+  // Broadcast along the batch axis it runs on oneDNN's reference kernel, ~100x slower (a causal mask over a batch
+  // of windows: 0.5-1.3 s against 5-10 ms): the batch is folded into the head axis, where broadcasting is fast.
+  const fold = B > 1 && bias4d[0] === 1;
+  if (fold && bias4d[1] !== 1) return undefined;
+  const [qa, ka] = fold ? [q.reshape([1, B * H, X, hs]), k.reshape([1, B * H, T, hs])] : [q, k];
+  const attrs: KernelAttrs = (t) => [
+    { name: 'adj_x', type: t.TF_ATTR_BOOL, value: false },
+    { name: 'adj_y', type: t.TF_ATTR_BOOL, value: true },
+    { name: 'num_args', type: t.TF_ATTR_INT, value: 2 },
+    { name: 'fused_ops', type: t.TF_ATTR_STRING, value: ['Mul', 'Add'] },
+  ];
+  return MKL_SCORES.run(attrs, [qa, ka, tf.scalar(scale), bias.reshape(bias4d)])?.reshape([B, H, X, T]);
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../../core/backend';
-import { layerNorm, layerNormOnOneDnn } from '../../../../core/models/layers';
+import { layerNorm, oneDnnKernelsRun } from '../../../../core/models/layers';
 import { seededRandom } from '../../../../core/seeded-random';
 import { maxRelDiff } from '../../../helpers/parity';
 import { randomTensor } from '../../../helpers/random-tensor';
@@ -36,6 +36,6 @@ describe('layerNorm', () => {
 
   it('runs on oneDNN on native CPU TensorFlow', () => {
     layerNorm(tf.ones([4, 8]), tf.ones([8]), tf.zeros([8]), 1e-5).dispose();
-    expect(layerNormOnOneDnn()).toBe(tf.getBackend() === 'tensorflow' ? true : undefined);
+    expect(oneDnnKernelsRun().layerNorm).toBe(tf.getBackend() === 'tensorflow' ? true : undefined);
   });
 });
