@@ -105,6 +105,7 @@ export async function ensureNativeTensorflow(opts: EnsureNativeTensorflowOptions
     );
     return;
   }
+  if (existsSync(binding)) log(`rebuilding the ${flavor.npmPackage} binding: ${loaded.error}`);
 
   const spec = `${flavor.wheel}==${TENSORFLOW_WHEEL_VERSION}`;
   const wheel = await cachedWheel(
@@ -207,7 +208,7 @@ async function bindingLoads(
 ): Promise<{ ok: true; version: string } | { ok: false; error: string }> {
   if (!existsSync(binding)) return { ok: false, error: 'not built' };
   const stamp = await fs.readFile(sourcesStamp(binding), 'utf8').catch(() => '');
-  if (stamp.trim() !== sources) return { ok: false, error: 'built from other sources' };
+  if (stamp.trim() !== sources) return { ok: false, error: 'it was compiled from other sources (a patch changed)' };
   try {
     const { stdout } = await run(
       process.execPath,

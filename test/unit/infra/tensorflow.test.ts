@@ -30,6 +30,25 @@ describe('ensureNativeTensorflow', () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(second).toEqual([expect.stringMatching(/^native TensorFlow 2\.21\.0 already built for tfjs-node/)]);
   });
+
+  it('rebuilds a binding compiled from other sources than the installed, patched ones', async () => {
+    const cacheDir = testConfig().toolsDir;
+    await ensureNativeTensorflow({ cacheDir, log: () => undefined });
+    // The stamp beside the binding records the sources it was compiled from; another hash there is what a binding
+    // built before a change of patches/@tensorflow+tfjs-node+*.patch looks like.
+    const lib = path.join(path.dirname(require.resolve('@tensorflow/tfjs-node/package.json')), 'lib');
+    const [napiDir] = (await fs.readdir(lib)).filter((d) => d.startsWith('napi-v'));
+    const stamp = path.join(lib, napiDir!, 'tfjs_binding.node.sources-sha256');
+    const built = await fs.readFile(stamp, 'utf8');
+    await fs.writeFile(stamp, 'f'.repeat(64) + '\n');
+    const lines: string[] = [];
+    await ensureNativeTensorflow({ cacheDir, log: (l) => lines.push(l) });
+    expect(lines[0]).toBe(
+      'rebuilding the @tensorflow/tfjs-node binding: it was compiled from other sources (a patch changed)',
+    );
+    expect(lines.at(-1)).toBe('native TensorFlow 2.21.0 ready for @tensorflow/tfjs-node');
+    expect(await fs.readFile(stamp, 'utf8')).toBe(built);
+  }, 120_000);
 });
 
 describe('extractNvidiaLibraries (the CUDA flavour)', () => {
