@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * Raw TensorFlow ops through tfjs-node's binding: the backend runs any op registered in libtensorflow by name,
  * with its attributes, on tfjs tensors. The engine reaches TensorFlow's fused kernels this way where tfjs has no
- * op for them (the optimizer's `ResourceApplyAdam`, oneDNN's layer norm).
+ * op for them: the optimizer's `ResourceApplyAdam` (core/training/adamw.ts) and oneDNN's layer norm, products with
+ * bias and activation, attention scores and softmax (OneDnnKernel, used by core/models/layers.ts).
  */
 
 export interface TensorflowBinding {
