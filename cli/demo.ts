@@ -50,6 +50,8 @@ const DEMO_EVAL_GPU: typeof DEMO_EVAL = { ...DEMO_EVAL, maxLength: 1024, maxNeig
 export interface DemoOptions {
   /** Test documents per domain for the TTT-NN step; 0 skips it. */
   tttDocs: number;
+  /** Nearest neighbors per test document; default DEMO_EVAL's. */
+  k?: number;
 }
 
 /**
@@ -64,7 +66,7 @@ export async function runDemo(base: Config, options: DemoOptions, log: (line: st
   const t0 = Date.now();
   await withDemoPipeline(base, log, async ({ config, client, buildId, testManifestUrl }) => {
     if (options.tttDocs === 0) return;
-    const settings = await demoEvalSettings(config);
+    const settings = { ...(await demoEvalSettings(config)), ...(options.k !== undefined && { k: options.k }) };
     const evaluation = await evaluate(
       config,
       client,

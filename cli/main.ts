@@ -511,7 +511,13 @@ program
     (v) => (v === '0' ? 0 : positiveInt(v, '--ttt-docs')),
     1,
   )
-  .action(async (opts: { tttDocs: number }) => runDemo(cfg(), opts, log));
+  .option(
+    '--k <n>',
+    'nearest neighbors per test document (default 2, sized for 2 CPU cores: --ttt-docs 5 --k 10 trains ~700 ' +
+      'steps with the random control, ~2.5 hours there)',
+    (v) => positiveInt(v, '--k'),
+  )
+  .action(async (opts: { tttDocs: number; k?: number }) => runDemo(cfg(), opts, log));
 
 /** Temporal wraps failures (workflow → activity → cause): the innermost message says what went wrong. */
 function rootMessage(err: unknown): string {

@@ -72,6 +72,9 @@ describe('tttnn CLI', () => {
     const bad = await tttnn(['infra', 'status', '--set', 'temporal.uiPort=abc'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/temporal\.uiPort/);
+    const badK = await tttnn(['demo', '--k', '0'], env);
+    expect(badK.code).toBe(1);
+    expect(badK.stderr).toMatch(/--k must be a positive integer, not 0/);
   });
 
   it('reuses running servers, installs nothing the second time, and names a port taken by another program', async () => {
