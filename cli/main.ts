@@ -513,8 +513,8 @@ program
   )
   .option(
     '--k <n>',
-    'nearest neighbors per test document (default 2, sized for 2 CPU cores: --ttt-docs 5 --k 10 trains ~700 ' +
-      'steps with the random control, ~2.5 hours there)',
+    'nearest neighbors per test document (default 2, sized for 2 CPU cores, where --k 10 took 15 minutes and ' +
+      '--ttt-docs 5 --k 10 takes about an hour)',
     (v) => positiveInt(v, '--k'),
   )
   .action(async (opts: { tttDocs: number; k?: number }) => runDemo(cfg(), opts, log));
